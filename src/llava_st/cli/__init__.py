@@ -1,0 +1,65 @@
+"""The ``llava-st`` command line: one entry point, a table of subcommands.
+
+Each subcommand lives in its own module of this package with two functions:
+``add_arguments(parser)`` and ``run(args) -> int`` (the exit code). Modules are
+imported only when their subcommand runs, so ``llava-st --help`` stays fast and
+a missing optional dependency only affects the subcommand that needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "ask": ("llava_st.cli.ask", "ask a question about a video or an image"),
+    "synth": ("llava_st.cli.synth", "generate the ST-Synth synthetic spatial-temporal dataset"),
+    "score": ("llava_st.cli.score", "score predictions against a benchmark's annotations (no model)"),
+    "eval": ("llava_st.cli.eval", "run a model on a benchmark and score it"),
+}
+
+
+def build_parser(available: dict[str, tuple[str, str]] | None = None) -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="llava-st",
+        description="LLaVA-ST: when and where in videos and images.",
+    )
+    parser.add_argument("--version", action="version", version=f"llava-st {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in (available or COMMANDS).items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "--version") or argv[0] not in COMMANDS:
+        parser = build_parser()
+        if not argv:
+            parser.print_help()
+            return 2
+        parser.parse_args(argv)  # prints help/version or the unknown-command error
+        return 2
+    name, rest = argv[0], argv[1:]
+    module_name, help_text = COMMANDS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        print(f"llava-st {name}: {exc}", file=sys.stderr)
+        return 1
+    parser = argparse.ArgumentParser(prog=f"llava-st {name}", description=help_text)
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        print(f"llava-st {name}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""The token protocol shared by the processor and the model (SPEC §2.7-2.10).
+
+The release tokenizer is the LLM's own tokenizer plus, in this order, three
+image markers, five video markers, six coordinate placeholders (the text
+embedding matrix has ``V`` rows once these are added) and then ``3 * bins``
+bin tokens whose ids are ``V + k`` (time), ``V + bins_t + k`` (height) and
+``V + bins_t + bins_s + k`` (width). The bin tokens have no rows in the text
+embedding: they index the extra coordinate tables instead.
+
+This module names those tokens, describes where they sit
+(:class:`SpecialTokenIds`) and turns the release's ``variables`` (six ordered
+lists of values, one per placeholder kind) into a per-position value tensor
+aligned with the token ids, which is what the model consumes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Mapping, Sequence
+
+import torch
+
+IMAGE_TAG = "<image>"
+VIDEO_TAG = "<video>"
+
+IM_START = "<im_start>"
+IM_END = "<im_end>"
+IM_PATCH = "<im_patch>"
+VID_START = "<vid_start>"
+VID_END = "<vid_end>"
+VID_PATCH = "<vid_patch>"
+SLOW_VID_START = "<slow_vid_start>"
+SLOW_VID_END = "<slow_vid_end>"
+
+IMAGE_MARKERS = (IM_START, IM_END, IM_PATCH)
+VIDEO_MARKERS = (VID_START, VID_END, VID_PATCH, SLOW_VID_START, SLOW_VID_END)
+
+#: The three coordinate axes, in the order of their tables and bin-id blocks.
+AXES = ("TEMP", "HEIGHT", "WIDTH")
+
+#: Placeholder tokens in the order the release adds them to the tokenizer.
+PLACEHOLDERS = (
+    "<TEMP-INPUT>",
+    "<TEMP-OUTPUT>",
+    "<HEIGHT-INPUT>",
+    "<HEIGHT-OUTPUT>",
+    "<WIDTH-INPUT>",
+    "<WIDTH-OUTPUT>",
+)
+
+#: The release's ``variables`` keys, one per placeholder, same order as PLACEHOLDERS.
+VARIABLE_KEYS = (
+    "temporal_input_locations",
+    "temporal_output_locations",
+    "spatial_height_input_locations",
+    "spatial_height_output_locations",
+    "spatial_width_input_locations",
+    "spatial_width_output_locations",
+)
+
+PLACEHOLDER_TO_KEY = dict(zip(PLACEHOLDERS, VARIABLE_KEYS))
+
+#: Every token added after the LLM's own vocabulary, before the bins, in id order.
+ADDED_TOKENS = IMAGE_MARKERS + VIDEO_MARKERS + PLACEHOLDERS
+
+
+def bin_token(axis: str, k: int) -> str:
+    """Name of bin ``k`` of ``axis`` (``"TEMP"``, ``"HEIGHT"`` or ``"WIDTH"``), e.g. ``<TEMP-007>``."""
+    if axis not in AXES:
+        raise ValueError(f"unknown coordinate axis {axis!r}; expected one of {AXES}")
+    return f"<{axis}-{k:03d}>"
+
+
+def bin_tokens(num_temporal_bins: int, num_spatial_bins: int) -> list[str]:
+    """All bin tokens in id order: time bins, then height bins, then width bins."""
+    return (
+        [bin_token("TEMP", k) for k in range(num_temporal_bins)]
+        + [bin_token("HEIGHT", k) for k in range(num_spatial_bins)]
+        + [bin_token("WIDTH", k) for k in range(num_spatial_bins)]
+    )
+
+
+@dataclass(frozen=True)
+class SpecialTokenIds:
+    """Ids of the multimodal markers and coordinate placeholders.
+
+    ``vocab_size`` is ``V``, the number of rows of the text embedding; bin ids
+    start there. In the release layout the 14 added tokens occupy ids
+    ``V - 14 .. V - 1`` (see :meth:`release_layout`).
+    """
+
+    vocab_size: int
+    im_start: int
+    im_end: int
+    im_patch: int
+    vid_start: int
+    vid_end: int
+    vid_patch: int
+    slow_vid_start: int
+    slow_vid_end: int
+    temp_input: int
+    temp_output: int
+    height_input: int
+    height_output: int
+    width_input: int
+    width_output: int
+    pad: int | None = None
+    eos: int | None = None
+
+    @classmethod
+    def release_layout(cls, vocab_size: int, pad: int | None = None, eos: int | None = None) -> "SpecialTokenIds":
+        """Ids of the release tokenizer: the added tokens are the last 14 rows of the text table.
+
+        Example: the parity model has ``V = 529``, so ``<im_start>`` is 515 and
+        ``<WIDTH-OUTPUT>`` is 528; bin ``<TEMP-000>`` is 529.
+        """
+        first = vocab_size - len(ADDED_TOKENS)
+        if first < 0:
+            raise ValueError(f"vocab_size {vocab_size} is too small to hold the {len(ADDED_TOKENS)} added tokens")
+        ids = {name: first + i for i, name in enumerate(_FIELD_ORDER)}
+        return cls(vocab_size=vocab_size, pad=pad, eos=eos, **ids)
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer, vocab_size: int) -> "SpecialTokenIds":
+        """Read the ids from a tokenizer (anything with ``convert_tokens_to_ids``), checking each exists."""
+        ids = {}
+        unk = getattr(tokenizer, "unk_token_id", None)
+        for name, token in zip(_FIELD_ORDER, ADDED_TOKENS):
+            tid = tokenizer.convert_tokens_to_ids(token)
+            if tid is None or (unk is not None and tid == unk):
+                raise ValueError(f"tokenizer has no token {token!r}; it is not a LLaVA-ST tokenizer")
+            ids[name] = int(tid)
+        return cls(
+            vocab_size=vocab_size,
+            pad=getattr(tokenizer, "pad_token_id", None),
+            eos=getattr(tokenizer, "eos_token_id", None),
+            **ids,
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "SpecialTokenIds":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown special token fields {sorted(unknown)}")
+        return cls(**data)
+
+    @property
+    def placeholder_ids(self) -> tuple[int, int, int, int, int, int]:
+        """Placeholder ids in the order of :data:`PLACEHOLDERS` / :data:`VARIABLE_KEYS`."""
+        return (
+            self.temp_input,
+            self.temp_output,
+            self.height_input,
+            self.height_output,
+            self.width_input,
+            self.width_output,
+        )
+
+    def placeholder_axis(self) -> dict[int, int]:
+        """Map placeholder id -> axis index (0 time, 1 height, 2 width)."""
+        return {pid: i // 2 for i, pid in enumerate(self.placeholder_ids)}
+
+
+_FIELD_ORDER = (
+    "im_start",
+    "im_end",
+    "im_patch",
+    "vid_start",
+    "vid_end",
+    "vid_patch",
+    "slow_vid_start",
+    "slow_vid_end",
+    "temp_input",
+    "temp_output",
+    "height_input",
+    "height_output",
+    "width_input",
+    "width_output",
+)
+
+
+def empty_variables() -> dict[str, list[float]]:
+    """A release ``variables`` dict with six empty lists."""
+    return {key: [] for key in VARIABLE_KEYS}
+
+
+def values_from_variables(
+    input_ids: torch.Tensor,
+    variables: Mapping[str, Sequence[float]] | None,
+    ids: SpecialTokenIds,
+) -> torch.Tensor:
+    """Align the release's six value lists with the placeholder positions of one sequence.
+
+    Args:
+        input_ids: ``[L]`` token ids of one sample.
+        variables: the release dict (keys of :data:`VARIABLE_KEYS`; missing keys
+            mean empty lists) or ``None`` for no coordinates.
+        ids: the tokenizer's special token ids.
+
+    Returns:
+        ``[L]`` float64 tensor: at the i-th ``<AXIS-IO>`` placeholder the i-th value
+        of that kind's list, NaN everywhere else.
+
+    Raises:
+        ValueError: a list's length differs from the number of its placeholders,
+            or a value is not a finite number.
+
+    Example: ids ``[x, <TEMP-INPUT>, y, <TEMP-INPUT>]`` with
+    ``temporal_input_locations = [0.2, 0.6]`` give ``[nan, 0.2, nan, 0.6]``.
+    """
+    if input_ids.dim() != 1:
+        raise ValueError(f"input_ids must be one sequence [L], got shape {tuple(input_ids.shape)}")
+    variables = variables or {}
+    unknown = set(variables) - set(VARIABLE_KEYS)
+    if unknown:
+        raise ValueError(f"unknown variables keys {sorted(unknown)}; expected a subset of {list(VARIABLE_KEYS)}")
+    values = torch.full(input_ids.shape, float("nan"), dtype=torch.float64)
+    for key, pid, name in zip(VARIABLE_KEYS, ids.placeholder_ids, PLACEHOLDERS):
+        given = list(variables.get(key, []))
+        positions = (input_ids == pid).nonzero().flatten()
+        if len(given) != len(positions):
+            raise ValueError(
+                f"{name}: the sequence has {len(positions)} placeholder(s) but variables[{key!r}] "
+                f"holds {len(given)} value(s)"
+            )
+        if not given:
+            continue
+        vals = torch.tensor([float(v) for v in given], dtype=torch.float64)
+        if not torch.isfinite(vals).all():
+            raise ValueError(f"variables[{key!r}] holds a value that is not a finite number: {given}")
+        values[positions] = vals
+    return values
+
+
+def variables_from_values(input_ids: torch.Tensor, values: torch.Tensor, ids: SpecialTokenIds) -> dict[str, list[float]]:
+    """Inverse of :func:`values_from_variables` for one sequence."""
+    out = {}
+    for key, pid in zip(VARIABLE_KEYS, ids.placeholder_ids):
+        out[key] = values[input_ids == pid].tolist()
+    return out
