@@ -2,23 +2,49 @@
 
 Two directions:
 
-* **text -> model**: markup in prompts and training answers (plain ``{0.2, 0.6}``
-  spans and ``[0.1, 0.2, 0.5, 0.7]`` boxes, ``Starts in 0.4``, the short tags
-  ``<t0.4>``/``<w0.1>``/``<h0.2>``, and placeholder-with-value tokens such as
-  ``<TEMP-INPUT0.2>``) becomes text with bare placeholders (``<TEMP-INPUT>``)
-  plus six ordered value lists (:class:`Variables`).
+* **text -> model**: markup in prompts and training answers becomes text with
+  bare placeholders (``<TEMP-INPUT>``) plus six ordered value lists
+  (:class:`Variables`). The markup understood:
+
+  ======================================  ===========================================================
+  written                                 becomes (``IO`` = INPUT in user/system turns, OUTPUT in answers)
+  ======================================  ===========================================================
+  ``{0.2, 0.6}`` (span)                   `` {<TEMP-IO0.2><TEMP-IO0.6>} `` (spaces around)
+  ``[0.1, 0.2, 0.5, 0.7]`` (box x1y1x2y2)  `` [<WIDTH-IO0.1><HEIGHT-IO0.2><WIDTH-IO0.5><HEIGHT-IO0.7>]``
+  ``Starts in 0.4``                       `` Starts in <TEMP-IO0.4> ``
+  ``<t0.4>``, ``<h0.2>``, ``<w0.1>``       ``<TEMP-IO0.4>``, ``<HEIGHT-IO0.2>``, ``<WIDTH-IO0.1>`` in place
+  ``<TEMP-INPUT0.2>`` (placeholder+value)  kept, then split into ``<TEMP-INPUT>`` and the value 0.2
+  ======================================  ===========================================================
+
+  The first three are the release's data helpers (the spaces they insert are
+  kept, as the release keeps them); the short tags are the release demo's
+  (the commas of ``{<t0.4>,<t0.6>}`` stay, as in the demo). Values written as
+  plain numbers or short tags are rounded like the release (Python
+  ``round(v, 3)`` on the float, ties to even on the exact binary value:
+  0.3125 -> 0.312); a value written directly in a placeholder is taken as is.
+
 * **model -> text**: bin tokens ``<TEMP-012>`` decode to numbers ``k / (n - 1)``;
   :func:`release_rewrite` reproduces the release's rewrite of an answer to
   decimals (``{<TEMP-012><TEMP-056>}`` -> ``{0.12121,0.56566}``).
 
 Conventions: every value is normalised to [0, 1]; time 0 is the first sampled
 frame and 1 the last; boxes are ``[x1, y1, x2, y2]`` over the frame width and
-height. Values are rounded like the release (Python ``round(v, 3)`` on the
-float, ties to even on the exact binary value: 0.3125 -> 0.312).
+height.
 
-Unlike the release, which clips box values and writes ``{<error>}`` for an
-empty span, we raise :class:`CoordinateError` naming the text: nothing is
-silently changed.
+Where we differ from the release on purpose (nothing is silently changed):
+
+* a value outside [0, 1] raises :class:`CoordinateError` (the release clips
+  boxes to [0, 1] and passes other values on unchecked);
+* a span whose start is not before its end raises (the release writes
+  ``{<error>}`` into the text), for plain spans and for spans written with
+  ``<t..>`` tags or placeholders alike;
+* a malformed coordinate token (``<TEMP-INPT0.2>``, ``<t0.4s>``,
+  ``<WIDTH-OUTPUTabc>``) raises instead of reaching the tokenizer as text;
+* numbers may carry a sign or start with a dot (``-0.1``, ``.5``), so such
+  values are recognised (and rejected or converted) instead of being left in
+  the text as plain characters, and whitespace before a comma is accepted.
+
+Every error message quotes the offending text.
 """
 
 from __future__ import annotations
@@ -32,17 +58,30 @@ from .tokens import AXES, PLACEHOLDERS, PLACEHOLDER_TO_KEY, VARIABLE_KEYS
 
 IO = Literal["INPUT", "OUTPUT"]
 
-_NUM = r"(\d+(?:\.\d+)?)"
-# The release's grammar: a number is digits with an optional ".digits" part.
-_BOX_RE = re.compile(r"\[\s*" + _NUM + r",\s*" + _NUM + r",\s*" + _NUM + r",\s*" + _NUM + r"\s*\]")
-_SPAN_RE = re.compile(r"{\s*" + _NUM + r"\,\s*" + _NUM + r"\s*}")
+# A number of the markup grammar: the release's ``\d+(\.\d+)?``, widened by an
+# optional sign and a bare fraction (``.5``) so that such values are seen and
+# checked rather than left in the text unnoticed.
+_NUM = r"([-+]?(?:\d+(?:\.\d+)?|\.\d+))"
+_SEP = r"\s*,\s*"
+_BOX_RE = re.compile(r"\[\s*" + _NUM + _SEP + _NUM + _SEP + _NUM + _SEP + _NUM + r"\s*\]")
+_SPAN_RE = re.compile(r"\{\s*" + _NUM + _SEP + _NUM + r"\s*\}")
 _STARTS_RE = re.compile(r"Starts in " + _NUM)
-_SHORT_RE = re.compile(r"<([twh])([^<>]*)>")
+# Short tags: ``<t0.4>``; only a tag whose body starts like a number is taken
+# (so ``<think>`` or ``<td>`` are left alone), and its body must then be one.
+_SHORT_RE = re.compile(r"<([twh])([-+.\d][^<>]*)>")
 _SHORT_AXIS = {"t": "TEMP", "h": "HEIGHT", "w": "WIDTH"}
-# Placeholder tokens, bare or carrying a value: <TEMP-INPUT>, <WIDTH-OUTPUT0.25>.
+# Every token of the coordinate family: placeholders (bare or with a value) and bins.
+_AXIS_TOKEN_RE = re.compile(r"<(TEMP|HEIGHT|WIDTH)-([^<>]*)>")
+_PLACEHOLDER_BODY_RE = re.compile(r"(INPUT|OUTPUT)(.*)\Z", re.S)
 _PLACEHOLDER_RE = re.compile(r"<(TEMP|HEIGHT|WIDTH)-(INPUT|OUTPUT)([^<>]*)>")
+_BARE_PLACEHOLDER_RE = re.compile(r"<(TEMP|HEIGHT|WIDTH)-(INPUT|OUTPUT)>")
 _BIN_RE = re.compile(r"<(TEMP|HEIGHT|WIDTH)-(\d+)>")
-_VALUE_RE = re.compile(r"\d+(?:\.\d+)?\Z")
+# A value written inside a placeholder: a decimal number, optionally signed, with an exponent.
+_VALUE_RE = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\Z")
+# A span written with two time placeholders carrying values, optionally comma-separated.
+_VALUED_SPAN_RE = re.compile(
+    r"\{\s*<TEMP-(?:INPUT|OUTPUT)([^<>]*)>\s*,?\s*<TEMP-(?:INPUT|OUTPUT)([^<>]*)>\s*\}"
+)
 
 
 class CoordinateError(ValueError):
@@ -54,14 +93,26 @@ def _short(text: str, limit: int = 160) -> str:
 
 
 def round3(value: float) -> float:
-    """The release's rounding of a coordinate: ``round(v, 3)`` on the Python float."""
+    """The release's rounding of a coordinate: ``round(v, 3)`` on the Python float.
+
+    Ties go to even on the exact binary value: ``round3(0.3125) == 0.312``
+    (0.3125 is exact in binary), ``round3(0.0005) == 0.001`` (0.0005 is stored
+    slightly above the tie).
+    """
     return round(float(value), 3)
 
 
 def _check_unit(value: float, what: str, text: str) -> float:
-    if not (0.0 <= value <= 1.0) or math.isnan(value):
+    if math.isnan(value) or not 0.0 <= value <= 1.0:
         raise CoordinateError(f"{what} value {value} is outside [0, 1] in text {_short(text)!r}")
     return value
+
+
+def _parse_value(raw: str, what: str, text: str) -> float:
+    """A number written in markup, checked to lie in [0, 1]."""
+    if not _VALUE_RE.match(raw):
+        raise CoordinateError(f"{what} does not hold a number, in text {_short(text)!r}")
+    return _check_unit(float(raw), what, text)
 
 
 def _fmt(value: float) -> str:
@@ -71,7 +122,12 @@ def _fmt(value: float) -> str:
 
 @dataclass
 class Variables:
-    """The six ordered value lists of one sample (release key names in :data:`VARIABLE_KEYS`)."""
+    """The six ordered value lists of one sample (release key names in :data:`VARIABLE_KEYS`).
+
+    The i-th value of a list belongs to the i-th placeholder of that kind in
+    the token sequence (e.g. ``temporal_input_locations[1]`` to the second
+    ``<TEMP-INPUT>``).
+    """
 
     temporal_input_locations: list[float] = field(default_factory=list)
     temporal_output_locations: list[float] = field(default_factory=list)
@@ -85,11 +141,23 @@ class Variables:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Sequence[float]] | None) -> "Variables":
+        """Read a release ``variables`` dict (missing keys are empty lists); values must be in [0, 1]."""
         data = data or {}
         unknown = set(data) - set(VARIABLE_KEYS)
         if unknown:
             raise CoordinateError(f"unknown variables keys {sorted(unknown)}; expected {list(VARIABLE_KEYS)}")
-        return cls(**{key: [float(v) for v in data.get(key, [])] for key in VARIABLE_KEYS})
+        out = cls()
+        for key in VARIABLE_KEYS:
+            values = data.get(key) or []
+            if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+                raise CoordinateError(f"variables[{key!r}] must be a list of numbers, got {values!r}")
+            for v in values:
+                try:
+                    number = float(v)
+                except (TypeError, ValueError):
+                    raise CoordinateError(f"variables[{key!r}] holds {v!r}, which is not a number") from None
+                getattr(out, key).append(_check_unit(number, f"variables[{key!r}]", str(list(values))))
+        return out
 
     def extend(self, other: "Variables") -> None:
         for key in VARIABLE_KEYS:
@@ -99,54 +167,72 @@ class Variables:
         return sum(len(getattr(self, key)) for key in VARIABLE_KEYS)
 
 
+# ------------------------------------------------------------ text -> model
+
+
 def format_coordinates(text: str, io: IO) -> str:
     """Rewrite coordinate markup into placeholder-with-value tokens, as the release's helpers do.
 
-    ``io`` is ``"INPUT"`` for user turns and ``"OUTPUT"`` for assistant turns.
-
-    * ``<t0.4>``, ``<h0.2>``, ``<w0.1>`` -> ``<TEMP-IO0.4>`` ... (value rounded to 3 decimals);
-    * ``[a, b, c, d]`` -> `` [<WIDTH-IOa><HEIGHT-IOb><WIDTH-IOc><HEIGHT-IOd>]`` (a space before);
-    * ``{s, e}`` -> `` {<TEMP-IOs><TEMP-IOe>} `` (spaces around);
-    * ``Starts in v`` -> `` Starts in <TEMP-IOv> ``.
+    ``io`` is ``"INPUT"`` for user (and system) turns and ``"OUTPUT"`` for
+    assistant turns. The rewrites, applied in this order (see the module
+    docstring for the table): short tags in place; boxes (a space before);
+    spans (spaces around); ``Starts in v`` (spaces around). Text already in the
+    placeholder-with-value form passes through unchanged.
 
     Example::
 
         >>> format_coordinates("during {0.2, 0.6}?", "INPUT")
         'during  {<TEMP-INPUT0.2><TEMP-INPUT0.6>} ?'
+        >>> format_coordinates("at [0.3125, 0.25, 0.5, 0.5].", "OUTPUT")
+        'at  [<WIDTH-OUTPUT0.312><HEIGHT-OUTPUT0.25><WIDTH-OUTPUT0.5><HEIGHT-OUTPUT0.5>].'
 
     Raises:
-        CoordinateError: a value outside [0, 1], a span whose start is not
-            before its end, or a short tag without a number.
+        CoordinateError: a value outside [0, 1], a span (plain, short tags or
+            valued placeholders) whose start is not before its end, or a short
+            tag whose body is not a number. The message quotes the text.
+            Malformed placeholder tokens are caught by :func:`extract_variables`.
     """
     if io not in ("INPUT", "OUTPUT"):
         raise ValueError(f"io must be 'INPUT' or 'OUTPUT', got {io!r}")
+    if not isinstance(text, str):
+        raise CoordinateError(f"turn text must be a string, got {type(text).__name__}: {text!r}")
 
     def short(m: re.Match) -> str:
-        raw = m.group(2)
-        if not _VALUE_RE.match(raw):
-            raise CoordinateError(f"coordinate tag {m.group(0)!r} does not hold a number in text {_short(text)!r}")
-        value = _check_unit(float(raw), m.group(0), text)
+        value = _parse_value(m.group(2), f"coordinate tag {m.group(0)!r}", text)
         return f"<{_SHORT_AXIS[m.group(1)]}-{io}{_fmt(value)}>"
 
     def box(m: re.Match) -> str:
-        a, b, c, d = (_check_unit(float(g), "box", text) for g in m.groups())
+        a, b, c, d = (_check_unit(float(g), f"box {m.group(0)!r}", text) for g in m.groups())
         return f" [<WIDTH-{io}{_fmt(a)}><HEIGHT-{io}{_fmt(b)}><WIDTH-{io}{_fmt(c)}><HEIGHT-{io}{_fmt(d)}>]"
 
     def span(m: re.Match) -> str:
-        s, e = (_check_unit(float(g), "span", text) for g in m.groups())
+        s, e = (_check_unit(float(g), f"span {m.group(0)!r}", text) for g in m.groups())
         if s >= e:
             raise CoordinateError(f"span {m.group(0)!r} does not start before it ends, in text {_short(text)!r}")
         return f" {{<TEMP-{io}{_fmt(s)}><TEMP-{io}{_fmt(e)}>}} "
 
     def starts(m: re.Match) -> str:
-        v = _check_unit(float(m.group(1)), "start time", text)
+        v = _check_unit(float(m.group(1)), f"start time {m.group(0)!r}", text)
         return f" Starts in <TEMP-{io}{_fmt(v)}> "
 
     out = _SHORT_RE.sub(short, text)
     out = _BOX_RE.sub(box, out)
     out = _SPAN_RE.sub(span, out)
     out = _STARTS_RE.sub(starts, out)
+    _check_valued_spans(out, text)
     return out
+
+
+def _check_valued_spans(formatted: str, text: str) -> None:
+    """Spans written with valued time placeholders must start before they end."""
+    for m in _VALUED_SPAN_RE.finditer(formatted):
+        raw_s, raw_e = m.groups()
+        if raw_s == "" or raw_e == "":
+            continue  # bare placeholders: the values come from ``variables``
+        s = _parse_value(raw_s, f"span {m.group(0)!r}", text)
+        e = _parse_value(raw_e, f"span {m.group(0)!r}", text)
+        if s >= e:
+            raise CoordinateError(f"span {m.group(0)!r} does not start before it ends, in text {_short(text)!r}")
 
 
 def extract_variables(text: str) -> tuple[str, Variables]:
@@ -155,7 +241,9 @@ def extract_variables(text: str) -> tuple[str, Variables]:
     Returns the text with bare placeholders and the values in order of
     appearance per placeholder kind. Bare placeholders (no value) are left as
     they are and contribute nothing: their values must come from elsewhere
-    (training data carries them in ``variables``).
+    (training data carries them in ``variables``, see
+    :func:`convert_conversation`). Bin tokens (``<TEMP-012>``) are left as
+    they are.
 
     Example::
 
@@ -163,22 +251,31 @@ def extract_variables(text: str) -> tuple[str, Variables]:
         ('{<TEMP-INPUT><TEMP-INPUT>}', Variables(temporal_input_locations=[0.2, 0.6], ...))
 
     Raises:
-        CoordinateError: a placeholder value that is not a number in [0, 1].
+        CoordinateError: a placeholder value that is not a number in [0, 1],
+            or a ``<TEMP-...>``/``<HEIGHT-...>``/``<WIDTH-...>`` token that is
+            neither a placeholder nor a bin token.
     """
     found = Variables()
 
     def strip(m: re.Match) -> str:
-        axis, io, raw = m.groups()
+        axis, body = m.groups()
+        if body.isdigit():
+            return m.group(0)  # a bin token such as <TEMP-012>
+        ph = _PLACEHOLDER_BODY_RE.match(body)
+        if ph is None:
+            raise CoordinateError(
+                f"malformed coordinate token {m.group(0)!r}: expected <{axis}-INPUT>, <{axis}-OUTPUT> "
+                f"(optionally followed by a value) or a bin token <{axis}-NNN>, in text {_short(text)!r}"
+            )
+        io, raw = ph.groups()
         name = f"<{axis}-{io}>"
         if raw == "":
             return name
-        if not _VALUE_RE.match(raw):
-            raise CoordinateError(f"placeholder {m.group(0)!r} does not hold a number, in text {_short(text)!r}")
-        value = _check_unit(float(raw), name, text)
+        value = _parse_value(raw, f"placeholder {m.group(0)!r}", text)
         getattr(found, PLACEHOLDER_TO_KEY[name]).append(value)
         return name
 
-    return _PLACEHOLDER_RE.sub(strip, text), found
+    return _AXIS_TOKEN_RE.sub(strip, text), found
 
 
 def to_placeholders(text: str, io: IO) -> tuple[str, Variables]:
@@ -187,11 +284,45 @@ def to_placeholders(text: str, io: IO) -> tuple[str, Variables]:
 
 
 def count_placeholders(text: str) -> dict[str, int]:
-    """How many bare or valued placeholders of each kind the text holds."""
+    """How many bare or valued placeholders of each kind the text holds (release key names)."""
     counts = {key: 0 for key in VARIABLE_KEYS}
     for m in _PLACEHOLDER_RE.finditer(text):
         counts[PLACEHOLDER_TO_KEY[f"<{m.group(1)}-{m.group(2)}>"]] += 1
     return counts
+
+
+def insert_values(text: str, variables: Variables | Mapping[str, Sequence[float]]) -> str:
+    """Inverse of :func:`extract_variables`: write each value into its bare placeholder.
+
+    The i-th bare placeholder of a kind receives the i-th value of that kind's
+    list, written with ``repr`` of the float (``<TEMP-INPUT0.2>``), so that
+    extracting again gives the same floats.
+
+    Raises:
+        CoordinateError: a list's length differs from the number of its bare placeholders.
+    """
+    if not isinstance(variables, Variables):
+        variables = Variables.from_dict(variables)
+    queues = {key: list(getattr(variables, key)) for key in VARIABLE_KEYS}
+    counts = {key: 0 for key in VARIABLE_KEYS}
+    for m in _BARE_PLACEHOLDER_RE.finditer(text):
+        counts[PLACEHOLDER_TO_KEY[m.group(0)]] += 1
+    for key in VARIABLE_KEYS:
+        if counts[key] != len(queues[key]):
+            raise CoordinateError(
+                f"{key}: the text has {counts[key]} bare placeholder(s) but {len(queues[key])} value(s) "
+                f"are given, in text {_short(text)!r}"
+            )
+
+    def fill(m: re.Match) -> str:
+        value = queues[PLACEHOLDER_TO_KEY[m.group(0)]].pop(0)
+        return f"{m.group(0)[:-1]}{float(value)!r}>"
+
+    return _BARE_PLACEHOLDER_RE.sub(fill, text)
+
+
+def _turn_io(role: str) -> IO:
+    return "OUTPUT" if role in ("gpt", "assistant") else "INPUT"
 
 
 def convert_conversation(
@@ -199,35 +330,54 @@ def convert_conversation(
 ) -> tuple[list[dict[str, str]], Variables]:
     """Turn a LLaVA-style conversation into placeholder text plus :class:`Variables`.
 
-    Each turn is ``{"from": "human" | "gpt" | "system", "value": text}``; human
-    (and system) turns use ``INPUT`` and assistant turns ``OUTPUT``
-    placeholders. Values written in the text are collected turn after turn.
-    Values given in ``variables`` (training data with bare placeholders) are
-    used as they are; a conversation may not mix both ways for one kind.
+    Each turn is ``{"from": "human" | "gpt" | "system", "value": text}`` (or
+    ``{"role": "user" | "assistant" | "system", "content": text}``; the keys
+    are kept as given). Human and system turns use ``INPUT`` placeholders,
+    assistant turns ``OUTPUT``. Values written in the text are collected turn
+    after turn, in order of appearance. Values given in ``variables`` (training
+    data with bare placeholders) are used as they are; for one placeholder
+    kind the values come either all from the text or all from ``variables``.
+    A turn whose text is ``None`` (the release's "answer to be generated") is
+    passed through.
+
+    Example::
+
+        >>> turns, v = convert_conversation([
+        ...     {"from": "human", "value": "<video>\\nWhen? {0.2, 0.6}"},
+        ...     {"from": "gpt", "value": "At {<TEMP-OUTPUT><TEMP-OUTPUT>}."}],
+        ...     variables={"temporal_output_locations": [0.25, 0.5]})
+        >>> v.temporal_input_locations, v.temporal_output_locations
+        ([0.2, 0.6], [0.25, 0.5])
 
     Raises:
-        CoordinateError: malformed markup, or value counts that do not match the
-            placeholders (the message names the kind and both counts).
+        CoordinateError: malformed markup, values given both ways for one
+            kind, or value counts that do not match the placeholders (the
+            message names the kind and both counts).
     """
     out_turns: list[dict[str, str]] = []
     found = Variables()
     bare = {key: 0 for key in VARIABLE_KEYS}
     for i, turn in enumerate(turns):
-        if "value" not in turn or "from" not in turn:
-            raise CoordinateError(f"turn {i} must have 'from' and 'value' keys, got {sorted(turn)}")
-        value = turn["value"]
+        if "from" in turn and "value" in turn:
+            role_key, text_key = "from", "value"
+        elif "role" in turn and "content" in turn:
+            role_key, text_key = "role", "content"
+        else:
+            raise CoordinateError(
+                f"turn {i} must have 'from' and 'value' (or 'role' and 'content') keys, got {sorted(turn)}"
+            )
+        value = turn[text_key]
         if value is None:
             out_turns.append(dict(turn))
             continue
-        io: IO = "OUTPUT" if turn["from"] in ("gpt", "assistant") else "INPUT"
-        text, vals = to_placeholders(value, io)
+        text, vals = to_placeholders(value, _turn_io(turn[role_key]))
         after = count_placeholders(text)
         for key in VARIABLE_KEYS:
             # placeholders that came without a value: theirs must be given in ``variables``
             bare[key] += after[key] - len(getattr(vals, key))
         found.extend(vals)
         new_turn = dict(turn)
-        new_turn["value"] = text
+        new_turn[text_key] = text
         out_turns.append(new_turn)
 
     given = Variables.from_dict(variables)
@@ -241,14 +391,11 @@ def convert_conversation(
                 f"{key}: values are written in the text ({len(from_text)}) and also given in variables "
                 f"({len(from_given)}); give them one way only"
             )
-        if from_given and len(from_given) != n_bare:
+        if len(from_given) != n_bare and (from_given or n_bare):
             raise CoordinateError(
-                f"{key}: the conversation has {n_bare} bare placeholder(s) but variables holds {len(from_given)} value(s)"
+                f"{key}: the conversation has {n_bare} placeholder(s) without a value but variables holds "
+                f"{len(from_given)} value(s)"
             )
-        if n_bare and not from_given:
-            raise CoordinateError(f"{key}: the conversation has {n_bare} placeholder(s) without a value")
-        for v in from_given:
-            _check_unit(v, key, str(list(from_given)))
         getattr(total, key).extend(from_text or from_given)
     return out_turns, total
 
@@ -264,8 +411,11 @@ def bin_to_value(k: int, num_bins: int) -> float:
 
 
 def value_to_bin(value: float, num_bins: int) -> int:
-    """The nearest bin of a normalised value (the inverse of :func:`bin_to_value` on bin centres)."""
-    if not 0.0 <= value <= 1.0:
+    """The nearest bin of a normalised value (the inverse of :func:`bin_to_value` on bin centres).
+
+    Example: with 100 bins, 0.5 -> bin 50 (49.5 rounds half to even), 0.2 -> 20 (19.8).
+    """
+    if math.isnan(value) or not 0.0 <= value <= 1.0:
         raise CoordinateError(f"value {value} is outside [0, 1]")
     return int(round(value * (num_bins - 1)))
 
@@ -275,7 +425,22 @@ def find_bins(text: str) -> list[tuple[str, int, int, int]]:
     return [(m.group(1), int(m.group(2)), m.start(), m.end()) for m in _BIN_RE.finditer(text)]
 
 
-def release_rewrite(text: str, num_bins: int = 100, integer: bool = False) -> str:
+def bin_values(text: str, num_temporal_bins: int = 100, num_spatial_bins: int = 100) -> list[tuple[str, float]]:
+    """The bin tokens of ``text`` in order, as ``(axis, value)`` with value ``k / (n - 1)``.
+
+    Example: ``"{<TEMP-000><TEMP-099>}"`` -> ``[("TEMP", 0.0), ("TEMP", 1.0)]``.
+
+    Raises:
+        CoordinateError: a bin index outside its axis' range.
+    """
+    out = []
+    for axis, k, _, _ in find_bins(text):
+        n = num_temporal_bins if axis == "TEMP" else num_spatial_bins
+        out.append((axis, bin_to_value(k, n)))
+    return out
+
+
+def release_rewrite(text: str, num_bins: int = 100, integer: bool = False, num_spatial_bins: int | None = None) -> str:
     """The release's rewrite of generated text: each bin token becomes ``k / (n - 1)``
     with 5 decimals followed by a comma (or the integer ``k,`` when ``integer``), then
     ``,]`` -> ``]`` and ``,}`` -> ``}``.
@@ -285,12 +450,16 @@ def release_rewrite(text: str, num_bins: int = 100, integer: bool = False) -> st
         >>> release_rewrite("{<TEMP-012><TEMP-056>}")
         '{0.12121,0.56566}'
 
-    The axis of a token is not checked, as in the release.
+    ``num_bins`` is the bin count of every axis, as in the release, unless
+    ``num_spatial_bins`` gives the height/width count separately. The
+    index is not checked against the count, as in the release.
     """
+    spatial = num_bins if num_spatial_bins is None else num_spatial_bins
 
     def sub(m: re.Match) -> str:
         k = int(m.group(2))
-        return f"{k:d}," if integer else f"{k / (num_bins - 1):.5f},"
+        n = num_bins if m.group(1) == "TEMP" else spatial
+        return f"{k:d}," if integer else f"{k / (n - 1):.5f},"
 
     return _BIN_RE.sub(sub, text).replace(",]", "]").replace(",}", "}")
 
@@ -301,11 +470,13 @@ __all__ = [
     "CoordinateError",
     "Variables",
     "bin_to_value",
+    "bin_values",
     "convert_conversation",
     "count_placeholders",
     "extract_variables",
     "find_bins",
     "format_coordinates",
+    "insert_values",
     "release_rewrite",
     "round3",
     "to_placeholders",
