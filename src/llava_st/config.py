@@ -114,7 +114,7 @@ class VisionConfig:
 
     @property
     def grid_size(self) -> int:
-        """Patches per side ``G`` (27 for 384 px with patch 14)."""
+        """Patches per side ``G``: the stride-``patch_size`` convolution drops the remainder (384 // 14 = 27)."""
         return self.image_size // self.patch_size
 
     @property
@@ -304,8 +304,8 @@ class LlavaSTConfig:
     def validate(self) -> None:
         """Raise ``ValueError`` naming the field when sizes do not fit together."""
         v, p = self.vision, self.packer
-        if v.image_size % v.patch_size:
-            raise ValueError(f"vision.image_size {v.image_size} is not a multiple of vision.patch_size {v.patch_size}")
+        if v.grid_size < 1:
+            raise ValueError(f"vision.image_size {v.image_size} is smaller than vision.patch_size {v.patch_size}")
         if not 1 <= v.num_kept_layers <= v.num_hidden_layers:
             raise ValueError(
                 f"vision.select_layer {v.select_layer} leaves {v.num_kept_layers} of "

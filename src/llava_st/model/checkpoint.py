@@ -1,0 +1,496 @@
+"""Checkpoint I/O in the release layout (SPEC §6).
+
+A release folder holds ``config.json`` (``model_type: llava_qwen``) and
+safetensors weights (``model.safetensors`` or shards listed in
+``model.safetensors.index.json``). Keys map to our module tree through the
+declarative table :data:`KEY_MAP` (release prefix -> our prefix, longest
+prefix wins, used in both directions). Loading is strict by default: every
+parameter of the model must be provided and every tensor of the checkpoint
+must be used, with matching shapes; otherwise :class:`CheckpointError` lists
+every missing, unexpected and mis-shaped key.
+
+The tower's config comes from the folder named by ``mm_vision_tower`` when it
+is a local folder (relative to the checkpoint folder, or absolute), else from
+an inline ``vision_config`` (configs we write), else the so400m defaults; its
+weights always come from the LLaVA-ST checkpoint.
+
+LoRA stages are stored as a PEFT adapter plus ``non_lora_trainables.bin``;
+:func:`load_lora_adapter` merges them (pickles read only with ``weights_only=True``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import torch
+from torch import nn
+
+from ..config import LlavaSTConfig, VisionConfig
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+INDEX_NAME = "model.safetensors.index.json"
+
+
+def _packer_entries() -> list[tuple[str, str]]:
+    entries = []
+    for release, ours in (("token_packer", "spatial"), ("token_packer_slow", "slow"), ("token_packer_fast", "fast")):
+        base_r = f"model.vision_resampler.{release}.devide_attention."
+        base_o = f"packer.{ours}."
+        entries.append((base_r, base_o))
+        for proj in ("to_q", "to_k", "to_v"):
+            entries.append((f"{base_r}{proj}.0.", f"{base_o}{proj}.fc1."))
+            entries.append((f"{base_r}{proj}.2.", f"{base_o}{proj}.fc2."))
+    return entries
+
+
+#: (release key prefix, our key prefix). A key maps through its longest matching prefix.
+KEY_MAP: tuple[tuple[str, str], ...] = (
+    ("lm_head.", "lm_head."),
+    ("model.embed_tokens.", "language_model.embed_tokens."),
+    ("model.layers.", "language_model.layers."),
+    ("model.norm.", "language_model.norm."),
+    ("model.vision_tower.vision_tower.vision_model.", "vision_tower.tower."),
+    ("model.mm_projector.0.", "projector.fc1."),
+    ("model.mm_projector.2.", "projector.fc2."),
+    *_packer_entries(),
+    ("model.temporal_input_embeddings.weight", "coord_tables.time_in"),
+    ("model.spatial_height_input_embeddings.weight", "coord_tables.height_in"),
+    ("model.spatial_width_input_embeddings.weight", "coord_tables.width_in"),
+    ("model.temporal_output_embeddings.weight", "coord_tables.time_out"),
+    ("model.spatial_height_output_embeddings.weight", "coord_tables.height_out"),
+    ("model.spatial_width_output_embeddings.weight", "coord_tables.width_out"),
+    ("model.image_newline", "image_newline"),
+)
+
+
+def _map_key(key: str, table: list[tuple[str, str]]) -> str | None:
+    best = None
+    for src, dst in table:
+        if key.startswith(src) and (best is None or len(src) > len(best[0])):
+            best = (src, dst)
+    if best is None:
+        return None
+    return best[1] + key[len(best[0]):]
+
+
+_TO_OURS = sorted(KEY_MAP, key=lambda e: -len(e[0]))
+_TO_RELEASE = sorted(((o, r) for r, o in KEY_MAP), key=lambda e: -len(e[0]))
+
+
+def release_to_ours(key: str) -> str | None:
+    """Our parameter name for a release key, or None when the key is not part of the model."""
+    return _map_key(key, _TO_OURS)
+
+
+def ours_to_release(key: str) -> str:
+    """The release key for one of our parameter names."""
+    mapped = _map_key(key, _TO_RELEASE)
+    if mapped is None:
+        raise KeyError(f"parameter {key!r} has no release key")
+    return mapped
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that does not fit the model; the message lists every problem."""
+
+
+@dataclass
+class LoadReport:
+    """What a load found: checkpoint keys without a parameter, parameters without a
+    tensor, and tensors whose shape differs (``key: checkpoint shape vs model shape``)."""
+
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def __str__(self) -> str:
+        if self.ok:
+            return "all keys matched"
+        parts = []
+        for name, keys in (("missing", self.missing), ("unexpected", self.unexpected), ("mis-shaped", self.mismatched)):
+            if keys:
+                parts.append(f"{len(keys)} {name} key(s):\n  " + "\n  ".join(keys))
+        return "\n".join(parts)
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _weight_files(folder: Path) -> list[Path]:
+    index = folder / INDEX_NAME
+    if index.is_file():
+        try:
+            weight_map = json.loads(index.read_text())["weight_map"]
+        except (json.JSONDecodeError, KeyError) as exc:
+            raise CheckpointError(f"{index} is not a valid safetensors index: {exc}") from exc
+        files = sorted({folder / name for name in weight_map.values()})
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            raise CheckpointError(f"{index} names shard(s) that do not exist: {missing}")
+        return files
+    single = folder / WEIGHTS_NAME
+    if single.is_file():
+        return [single]
+    raise FileNotFoundError(f"no {WEIGHTS_NAME} or {INDEX_NAME} in {folder}")
+
+
+def iter_checkpoint(folder: str | Path) -> Iterator[tuple[str, str, Path]]:
+    """``(key, dtype name, file)`` of every tensor in a safetensors checkpoint folder, without loading."""
+    from safetensors import safe_open
+
+    for path in _weight_files(Path(folder)):
+        with safe_open(str(path), framework="pt") as f:
+            for key in f.keys():
+                yield key, f.get_slice(key).get_dtype(), path
+
+
+def read_vision_config(folder: Path, data: Mapping) -> VisionConfig | None:
+    """The tower config from the local folder ``mm_vision_tower`` names, when there is one."""
+    name = data.get("mm_vision_tower") or data.get("vision_tower")
+    if not name:
+        return None
+    for candidate in (folder / name, Path(name)):
+        cfg = candidate / CONFIG_NAME
+        if cfg.is_file():
+            try:
+                tower = json.loads(cfg.read_text())
+            except json.JSONDecodeError as exc:
+                raise CheckpointError(f"{cfg} is not valid JSON: {exc}") from exc
+            return VisionConfig.from_siglip_dict(tower, select_layer=int(data.get("mm_vision_select_layer", -2)))
+    return None
+
+
+def load_config(folder: str | Path) -> LlavaSTConfig:
+    """Read ``config.json`` of a release-layout folder (tower config resolved as described above)."""
+    folder = Path(folder)
+    path = folder / CONFIG_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"no {CONFIG_NAME} in {folder}")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path} is not valid JSON: {exc}") from exc
+    vision = None if "vision_config" in data else read_vision_config(folder, data)
+    return LlavaSTConfig.from_release_dict(data, vision=vision)
+
+
+def _parse_dtype(dtype: torch.dtype | str) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        out = dtype
+    else:
+        out = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+               "float16": torch.float16, "fp16": torch.float16}.get(str(dtype).replace("torch.", ""))
+        if out is None:
+            raise ValueError(f"unsupported dtype {dtype!r}; use float32, bfloat16 or float16")
+    if out not in (torch.float32, torch.bfloat16, torch.float16):
+        raise ValueError(f"unsupported dtype {out}; use float32, bfloat16 or float16")
+    return out
+
+
+@contextlib.contextmanager
+def _parameters_on_meta():
+    """Create parameters on the meta device (no memory, no random init); buffers stay real."""
+    register = nn.Module.register_parameter
+
+    def on_meta(module, name, param):
+        register(module, name, param)
+        if param is not None:
+            module._parameters[name] = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+
+    nn.Module.register_parameter = on_meta
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter = register
+
+
+def _init_missing(model: nn.Module, names: list[str], device, dtype) -> None:
+    """Give parameters the checkpoint did not provide real storage and a standard init."""
+    params = dict(model.named_parameters(remove_duplicate=False))
+    for name in names:
+        module_name, _, attr = name.rpartition(".")
+        module = model.get_submodule(module_name) if module_name else model
+        old = params[name]
+        new = torch.empty(old.shape, dtype=dtype, device=device)
+        if isinstance(module, nn.LayerNorm) or "norm" in module_name and attr == "weight":
+            nn.init.ones_(new)
+        elif attr == "bias" or name == "image_newline":
+            nn.init.zeros_(new)
+        else:
+            nn.init.normal_(new, std=0.02)
+        setattr(module, attr, nn.Parameter(new, requires_grad=old.requires_grad))
+
+
+def build_empty(config: LlavaSTConfig, attn_implementation: str = "sdpa"):
+    """The model with parameters on the meta device, ready for ``load_state_dict(assign=True)``."""
+    from .modeling import LlavaSTModel
+
+    with _parameters_on_meta():
+        model = LlavaSTModel(config, attn_implementation=attn_implementation)
+    return model
+
+
+def load_state_dict_into(
+    model: nn.Module,
+    tensors: Mapping[str, torch.Tensor],
+    strict: bool = True,
+    source: str = "checkpoint",
+) -> LoadReport:
+    """Load release-keyed ``tensors`` into ``model`` (parameters may be on meta).
+
+    Returns the report; raises :class:`CheckpointError` with it when ``strict``
+    and anything is missing, unexpected or mis-shaped.
+    """
+    expected = {k: p for k, p in model.named_parameters()}
+    report = LoadReport()
+    ours: dict[str, torch.Tensor] = {}
+    for key, tensor in tensors.items():
+        name = release_to_ours(key)
+        if name is None or name not in expected:
+            report.unexpected.append(key)
+            continue
+        if tuple(tensor.shape) != tuple(expected[name].shape):
+            report.mismatched.append(f"{key}: {tuple(tensor.shape)} in {source} vs {tuple(expected[name].shape)} in model")
+            continue
+        ours[name] = tensor
+    report.missing = sorted(ours_to_release(n) for n in expected if n not in ours)
+    if strict and not report.ok:
+        raise CheckpointError(f"{source} does not fit the model:\n{report}")
+    model.load_state_dict(ours, strict=False, assign=True)
+    return report
+
+
+def load_pretrained(
+    path: str | Path,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | str = torch.float32,
+    attn_implementation: str = "sdpa",
+    strict: bool = True,
+    config: LlavaSTConfig | None = None,
+):
+    """Load a release-layout folder into a :class:`LlavaSTModel`.
+
+    Args:
+        path: the checkpoint folder.
+        device: where the weights go (``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...).
+        dtype: float32, bfloat16 or float16 (tensors are cast while loading).
+        attn_implementation: ``"sdpa"`` or ``"eager"`` for the tower and the LLM.
+        strict: raise on any missing, unexpected or mis-shaped key (default).
+            When False, missing parameters get a standard init and the
+            :class:`LoadReport` is kept in ``model.load_report``.
+        config: use this config instead of the folder's ``config.json``.
+
+    Returns:
+        The model in eval mode.
+    """
+    from safetensors import safe_open
+
+    folder = Path(path)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"model folder not found: {folder}")
+    dtype = _parse_dtype(dtype)
+    device = torch.device(device)
+    config = config or load_config(folder)
+    model = build_empty(config, attn_implementation)
+    tensors: dict[str, torch.Tensor] = {}
+    for file in _weight_files(folder):
+        with safe_open(str(file), framework="pt", device="cpu") as f:
+            for key in f.keys():
+                t = f.get_tensor(key)
+                tensors[key] = (t.to(dtype) if t.is_floating_point() else t).to(device)
+    report = load_state_dict_into(model, tensors, strict=strict, source=str(folder))
+    if report.missing:
+        _init_missing(model, [release_to_ours(k) for k in report.missing], device, dtype)
+    if config.text.tie_word_embeddings:
+        model.lm_head.weight = model.language_model.embed_tokens.weight
+    for name, buf in model.named_buffers():
+        if buf.device != device:
+            module_name, _, attr = name.rpartition(".")
+            model.get_submodule(module_name)._buffers[attr] = buf.to(device)
+    if model.image_newline is not None:
+        model.image_newline.requires_grad_(False)
+    model.load_report = report
+    return model.eval()
+
+
+# ---------------------------------------------------------------- writing
+
+
+def release_state_dict(model: nn.Module, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """Every parameter under its release key (tied ``lm_head`` written once, as ``embed_tokens``)."""
+    out = {}
+    tied = getattr(model.config.text, "tie_word_embeddings", False)
+    for name, param in model.named_parameters(remove_duplicate=False):
+        if tied and name == "lm_head.weight":
+            continue
+        t = param.detach()
+        if dtype is not None and t.is_floating_point():
+            t = t.to(dtype)
+        out[ours_to_release(name)] = t.to("cpu").contiguous()
+    return out
+
+
+def save_pretrained(
+    model: nn.Module, path: str | Path, dtype: torch.dtype | None = None, max_shard_bytes: int = 5 * 2**30
+) -> None:
+    """Write ``config.json`` and the weights (sharded with an index above ``max_shard_bytes``)."""
+    from safetensors.torch import save_file
+
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.config.to_json_file(folder / CONFIG_NAME)
+    state = release_state_dict(model, dtype)
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for key in sorted(state):
+        nbytes = state[key].numel() * state[key].element_size()
+        if shards[-1] and size + nbytes > max_shard_bytes:
+            shards.append({})
+            size = 0
+        shards[-1][key] = state[key]
+        size += nbytes
+    for stale in list(folder.glob("model*.safetensors")) + [folder / INDEX_NAME]:
+        if stale.exists():
+            stale.unlink()
+    if len(shards) == 1:
+        save_file(shards[0], str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
+        return
+    weight_map = {}
+    for i, shard in enumerate(shards, start=1):
+        name = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
+        save_file(shard, str(folder / name), metadata={"format": "pt"})
+        weight_map.update({k: name for k in shard})
+    total = sum(t.numel() * t.element_size() for t in state.values())
+    (folder / INDEX_NAME).write_text(
+        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2, sort_keys=True) + "\n"
+    )
+
+
+# ---------------------------------------------------------------- LoRA
+
+
+def _strip_peft_prefix(key: str) -> str:
+    for prefix in ("base_model.model.", "base_model."):
+        if key.startswith(prefix):
+            return key[len(prefix):]
+    return key
+
+
+def _param_name(key: str, params: Mapping[str, torch.Tensor]) -> str | None:
+    """Our parameter name for a (PEFT-prefix-stripped) key in release or in our naming."""
+    if key in params:
+        return key
+    mapped = release_to_ours(key)
+    return mapped if mapped in params else None
+
+
+def load_lora_adapter(model: nn.Module, adapter_dir: str | Path) -> dict[str, int]:
+    """Merge a PEFT LoRA adapter (and ``non_lora_trainables.bin`` if present) into ``model``.
+
+    Adapter keys ``base_model.model.<module>.lora_A.weight`` / ``lora_B.weight`` may
+    name modules in the release layout (``model.layers.0.self_attn.q_proj``) or in
+    ours (``language_model.layers.0...``). Each target weight becomes
+    ``W + s * B @ A`` with ``s = lora_alpha / r`` (``lora_alpha / sqrt(r)`` with
+    rsLoRA), computed in float32. ``non_lora_trainables.bin`` (a pickle, read with
+    ``weights_only=True``) replaces the full tensors it holds.
+
+    Returns counts: ``{"merged": n_lora_pairs, "replaced": n_full_tensors}``.
+    Raises CheckpointError for keys that name no parameter, shapes that differ,
+    or an ``A`` without its ``B``.
+    """
+    from safetensors.torch import load_file
+
+    folder = Path(adapter_dir)
+    cfg_path = folder / "adapter_config.json"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"no adapter_config.json in {folder}")
+    acfg = json.loads(cfg_path.read_text())
+    r = int(acfg.get("r", 0))
+    alpha = float(acfg.get("lora_alpha", r))
+    if r <= 0:
+        raise CheckpointError(f"{cfg_path}: r must be a positive integer, got {acfg.get('r')!r}")
+    scale = alpha / math.sqrt(r) if acfg.get("use_rslora") else alpha / r
+    if acfg.get("fan_in_fan_out"):
+        raise CheckpointError(f"{cfg_path}: fan_in_fan_out adapters are not supported (Qwen2 uses nn.Linear)")
+
+    st, binf = folder / "adapter_model.safetensors", folder / "adapter_model.bin"
+    if st.is_file():
+        weights = load_file(str(st))
+    elif binf.is_file():
+        weights = torch.load(str(binf), map_location="cpu", weights_only=True)
+    else:
+        raise FileNotFoundError(f"no adapter_model.safetensors or adapter_model.bin in {folder}")
+
+    params = dict(model.named_parameters())
+    pairs: dict[str, dict[str, torch.Tensor]] = {}
+    problems: list[str] = []
+    for key, tensor in weights.items():
+        k = _strip_peft_prefix(key)
+        for part in ("lora_A", "lora_B"):
+            marker = f".{part}."
+            if marker in k:
+                module = k.split(marker)[0]
+                pairs.setdefault(module, {})[part] = tensor
+                break
+        else:
+            problems.append(f"{key}: not a lora_A/lora_B tensor")
+    merged = 0
+    with torch.no_grad():
+        for module, ab in sorted(pairs.items()):
+            if set(ab) != {"lora_A", "lora_B"}:
+                problems.append(f"{module}: has {sorted(ab)} but needs both lora_A and lora_B")
+                continue
+            name = _param_name(module + ".weight", params)
+            if name is None:
+                problems.append(f"{module}: names no weight of the model")
+                continue
+            w = params[name]
+            delta = ab["lora_B"].float() @ ab["lora_A"].float()
+            if delta.shape != w.shape:
+                problems.append(f"{module}: B @ A is {tuple(delta.shape)} but the weight is {tuple(w.shape)}")
+                continue
+            w.copy_((w.float() + scale * delta.to(w.device)).to(w.dtype))
+            merged += 1
+
+        replaced = 0
+        extra = folder / "non_lora_trainables.bin"
+        if extra.is_file():
+            full = torch.load(str(extra), map_location="cpu", weights_only=True)
+            for key, tensor in full.items():
+                name = _param_name(_strip_peft_prefix(key), params)
+                if name is None:
+                    problems.append(f"{extra.name}: {key} names no parameter of the model")
+                    continue
+                if tuple(tensor.shape) != tuple(params[name].shape):
+                    problems.append(f"{extra.name}: {key} is {tuple(tensor.shape)} but the model has {tuple(params[name].shape)}")
+                    continue
+                params[name].copy_(tensor.to(params[name].device, params[name].dtype))
+                replaced += 1
+    if problems:
+        raise CheckpointError(f"adapter {folder} does not fit the model:\n  " + "\n  ".join(problems))
+    return {"merged": merged, "replaced": replaced}
+
+
+def convert_pickle_to_safetensors(src: str | Path, dst: str | Path) -> int:
+    """Rewrite a tensor pickle (e.g. ``non_lora_trainables.bin``) as safetensors; returns the tensor count.
+
+    The pickle is read with ``weights_only=True``; anything that is not a flat
+    mapping of names to tensors is refused.
+    """
+    from safetensors.torch import save_file
+
+    data = torch.load(str(src), map_location="cpu", weights_only=True)
+    if not isinstance(data, Mapping) or not all(isinstance(v, torch.Tensor) for v in data.values()):
+        raise CheckpointError(f"{src} is not a flat mapping of names to tensors")
+    save_file({k: v.contiguous() for k, v in data.items()}, str(dst), metadata={"format": "pt"})
+    return len(data)

@@ -1,0 +1,376 @@
+"""The LLaVA-ST model: tower, projector, LAPE, packer, Qwen2 with the extended vocabulary (SPEC §2).
+
+Data flow for one sample (``T`` frames, ``G`` grid side, ``g = G / spatial``,
+``S`` slow slots, ``D`` LLM width, ``V`` text vocabulary, ``K`` = bins of the
+three axes)::
+
+    pixels [T, 3, px, px] --tower--> [T, G*G, C] --projector--> [T, G*G, D]
+        --LAPE--> [T, G*G, D]
+        image: the G*G tokens go to the LLM as they are
+        video: --packer--> slow [S, g*g, D] and fast [T, (g/ff)^2, D]
+
+    ids [B, L] --embed--> [B, L, D]        text rows; bin ids V.. read E_in rows
+        visual runs  <- features, one masked scatter (counts checked first)
+        placeholders <- interpolated E_in rows at their values
+    --Qwen2--> hidden [B, L, D] --head--> logits [B, L, V + K] = [h W_lm^T | h E_out^T]
+
+The quirk switches of SPEC §7 are read from the config:
+``inject_fast_stream`` (write the fast stream into the ``<vid_start> ..
+<vid_end>`` run; the release leaves the plain marker rows there) and
+``inject_width_inputs`` (write interpolated rows at ``<WIDTH-INPUT>``; the
+release leaves the plain placeholder row). ``-OUTPUT`` placeholders are
+always injected (teacher forcing). NTP (SPEC §2.12) is used in training mode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from ..config import LlavaSTConfig
+from ..tokens import SpecialTokenIds
+from .lape import CoordinateTables, add_lape, interpolate_rows
+from .loss import build_targets, coordinate_loss
+from .packer import SpatialTemporalPacker
+from .projector import Projector
+from .vision import VisionTower
+
+MODALITIES = ("image", "video")
+
+
+@dataclass
+class VideoFeatures:
+    """Packer outputs of one video: ``spatial [T, g*g, D]``, ``slow [S, g*g, D]``, ``fast [T, f*f, D]``."""
+
+    spatial: torch.Tensor
+    slow: torch.Tensor
+    fast: torch.Tensor
+
+
+@dataclass
+class LlavaSTOutput:
+    """``loss`` (scalar, mean over supervised positions) and/or ``logits`` ``[B, L, V + K]``;
+    ``hidden_states`` ``[B, L, D]`` (last layer, normed); ``cache`` when ``use_cache``."""
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    hidden_states: torch.Tensor | None = None
+    cache: object | None = None
+
+
+def _runs(ids: torch.Tensor, start: int, end: int) -> torch.Tensor:
+    """Positions inside ``start ... end`` runs, markers included: ``[B, L]`` bool.
+
+    Example: ids ``[x, S, p, p, E, y]`` give ``[0, 1, 1, 1, 1, 0]``.
+    """
+    is_start = (ids == start).long().cumsum(-1)
+    is_end = ids == end
+    return (is_start - is_end.long().cumsum(-1) + is_end.long()) > 0
+
+
+class LlavaSTModel(nn.Module):
+    """LLaVA-ST with named parts: ``vision_tower``, ``projector``, ``packer``,
+    ``coord_tables``, ``language_model`` (transformers ``Qwen2Model``) and ``lm_head``."""
+
+    def __init__(self, config: LlavaSTConfig, attn_implementation: str = "sdpa"):
+        super().__init__()
+        from transformers import Qwen2Model
+
+        if attn_implementation not in ("sdpa", "eager"):
+            raise ValueError(f"attn_implementation must be 'sdpa' or 'eager', got {attn_implementation!r}")
+        self.config = config
+        d = config.hidden_size
+        self.vision_tower = VisionTower(config.vision, attn_implementation)
+        self.projector = Projector(config.vision.hidden_size, d)
+        self.packer = SpatialTemporalPacker(config)
+        self.coord_tables = CoordinateTables(config.coords.num_temporal_bins, config.coords.num_spatial_bins, d)
+        self.language_model = Qwen2Model(config.text.to_qwen2_config(attn_implementation))
+        self.lm_head = nn.Linear(d, config.text.vocab_size, bias=False)
+        if config.text.tie_word_embeddings:
+            self.lm_head.weight = self.language_model.embed_tokens.weight
+        # The release stores an unused ``image_newline`` when its merge type is "*unpad*";
+        # we keep it (frozen) only so that a load/save round trip is exact.
+        if "unpad" in str(config.extra.get("mm_patch_merge_type", "")):
+            self.image_newline = nn.Parameter(torch.zeros(d), requires_grad=False)
+        else:
+            self.image_newline = None
+        self.use_ntp: bool | None = None  # None: NTP exactly in training mode
+
+    # ----------------------------------------------------------------- basics
+    @property
+    def token_ids(self) -> SpecialTokenIds:
+        return self.config.token_ids
+
+    @property
+    def device(self) -> torch.device:
+        return self.lm_head.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.lm_head.weight.dtype
+
+    def _ntp(self) -> bool:
+        return self.training if self.use_ntp is None else self.use_ntp
+
+    # --------------------------------------------------------------- features
+    def encode_frames(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Tower + projector: ``[N, 3, px, px]`` -> ``[N, G*G, D]``."""
+        feats = self.vision_tower(pixel_values.to(self.vision_tower.tower.embeddings.patch_embedding.weight.device))
+        return self.projector(feats.to(self.projector.fc1.weight.dtype))
+
+    def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """One image ``[1, 3, px, px]`` -> ``[G*G, D]`` (projected + LAPE; images are not packed)."""
+        if pixel_values.dim() != 4 or pixel_values.shape[0] != 1:
+            raise ValueError(f"an image must be pixel_values [1, 3, H, W], got {tuple(pixel_values.shape)}")
+        feats = self.encode_frames(pixel_values)  # [1, G*G, D]
+        signal = self.coord_tables.lape_signal(self._ntp())
+        return add_lape(feats, signal, self.config.vision.grid_size, is_video=False)[0]
+
+    def get_video_features(self, pixel_values: torch.Tensor) -> VideoFeatures:
+        """One video ``[T, 3, px, px]`` -> :class:`VideoFeatures` (spatial, slow, fast streams)."""
+        if pixel_values.dim() != 4:
+            raise ValueError(f"a video must be pixel_values [T, 3, H, W], got {tuple(pixel_values.shape)}")
+        feats = self.encode_frames(pixel_values)  # [T, G*G, D]
+        signal = self.coord_tables.lape_signal(self._ntp())
+        feats = add_lape(feats, signal, self.config.vision.grid_size, is_video=True)
+        spatial, slow, fast = self.packer(feats)
+        return VideoFeatures(spatial=spatial, slow=slow, fast=fast)
+
+    def _visual_features(
+        self, pixel_values: Sequence[torch.Tensor | None], modalities: Sequence[str | None]
+    ) -> list[torch.Tensor | None]:
+        """Per sample, the rows to scatter in sequence order: image ``[G*G, D]``;
+        video ``[fast; slow]`` (``[slow]`` when the fast stream is not injected)."""
+        out: list[torch.Tensor | None] = []
+        for b, (pix, mod) in enumerate(zip(pixel_values, modalities)):
+            if mod is None:
+                if pix is not None:
+                    raise ValueError(f"sample {b}: pixel_values given but modality is None")
+                out.append(None)
+            elif pix is None:
+                raise ValueError(f"sample {b}: modality {mod!r} but no pixel_values")
+            elif mod == "image":
+                out.append(self.get_image_features(pix))
+            elif mod == "video":
+                v = self.get_video_features(pix)
+                d = v.slow.shape[-1]
+                rows = [v.fast.reshape(-1, d)] if self.config.inject_fast_stream else []
+                out.append(torch.cat(rows + [v.slow.reshape(-1, d)]))
+            else:
+                raise ValueError(f"sample {b}: modality must be one of {MODALITIES} or None, got {mod!r}")
+        return out
+
+    # ------------------------------------------------------------- embedding
+    def embed_tokens(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """``[B, L]`` ids -> ``[B, L, D]``: text rows for ids ``< V``; bin id ``V + k`` reads
+        row ``k`` of ``[E_in[t]; E_in[h]; E_in[w]]`` (how generated coordinates are fed back)."""
+        v = self.config.text.vocab_size
+        total = self.config.extended_vocab_size
+        if input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= total):
+            raise ValueError(
+                f"input_ids must lie in [0, {total}); got values in [{int(input_ids.min())}, {int(input_ids.max())}]"
+            )
+        embeds = self.language_model.embed_tokens(input_ids.clamp(max=v - 1))
+        is_bin = input_ids >= v
+        if is_bin.any():
+            table = torch.cat(self.coord_tables.inputs(self._ntp()))  # [K, D], small
+            rows = table[input_ids[is_bin] - v].to(embeds.dtype)
+            embeds = embeds.masked_scatter(is_bin.unsqueeze(-1), rows)
+        return embeds
+
+    def _check_runs(self, input_ids: torch.Tensor, pixel_values, modalities) -> dict[str, torch.Tensor]:
+        ids = self.token_ids
+        runs = {
+            "image": _runs(input_ids, ids.im_start, ids.im_end),
+            "fast": _runs(input_ids, ids.vid_start, ids.vid_end),
+            "slow": _runs(input_ids, ids.slow_vid_start, ids.slow_vid_end),
+        }
+        counts = {k: r.sum(-1).tolist() for k, r in runs.items()}
+        cfg = self.config
+        for b, mod in enumerate(modalities):
+            frames = 0 if pixel_values[b] is None else int(pixel_values[b].shape[0])
+            expected = {
+                "image": cfg.image_token_count if mod == "image" else 0,
+                "fast": cfg.video_fast_token_count(frames) if mod == "video" else 0,
+                "slow": cfg.video_slow_token_count(frames) if mod == "video" else 0,
+            }
+            for kind, want in expected.items():
+                have = counts[kind][b]
+                if have != want:
+                    what = {"image": "<im_start>..<im_end>", "fast": "<vid_start>..<vid_end>",
+                            "slow": "<slow_vid_start>..<slow_vid_end>"}[kind]
+                    media = f"{mod} with {frames} frame(s)" if mod else "no media"
+                    raise ValueError(
+                        f"sample {b}: the sequence has {have} visual slot(s) in {what} runs but the "
+                        f"{media} needs {want}"
+                    )
+        return runs
+
+    def embed_inputs(
+        self,
+        input_ids: torch.Tensor,
+        coord_values: torch.Tensor | None = None,
+        pixel_values: Sequence[torch.Tensor | None] | None = None,
+        modalities: Sequence[str | None] | None = None,
+    ) -> torch.Tensor:
+        """The merged sequence ``[B, L, D]`` the language model receives.
+
+        Args:
+            input_ids: ``[B, L]``.
+            coord_values: ``[B, L]`` placeholder values (NaN elsewhere), see
+                :func:`llava_st.tokens.values_from_variables`.
+            pixel_values: per sample ``[T_b, 3, px, px]`` or None.
+            modalities: per sample ``"image"``, ``"video"`` or None.
+
+        Raises:
+            ValueError: visual slot counts that differ from the features (both
+                counts named), a placeholder without a finite value, or
+                mismatched list lengths.
+        """
+        bsz = input_ids.shape[0]
+        pixel_values = list(pixel_values) if pixel_values is not None else [None] * bsz
+        modalities = list(modalities) if modalities is not None else [None] * bsz
+        if len(pixel_values) != bsz or len(modalities) != bsz:
+            raise ValueError(
+                f"batch of {bsz} sequences but {len(pixel_values)} pixel_values and {len(modalities)} modalities"
+            )
+        embeds = self.embed_tokens(input_ids)
+
+        runs = self._check_runs(input_ids, pixel_values, modalities)
+        feats = [f for f in self._visual_features(pixel_values, modalities) if f is not None]
+        if feats:
+            mask = runs["image"] | runs["slow"]
+            if self.config.inject_fast_stream:
+                mask = mask | runs["fast"]
+            rows = torch.cat(feats).to(embeds.dtype)
+            embeds = embeds.masked_scatter(mask.unsqueeze(-1), rows)
+
+        return self._inject_coordinates(input_ids, coord_values, embeds)
+
+    def _inject_coordinates(
+        self, input_ids: torch.Tensor, coord_values: torch.Tensor | None, embeds: torch.Tensor
+    ) -> torch.Tensor:
+        ids = self.token_ids
+        placeholder_axis = ids.placeholder_axis()
+        injected = [pid for pid in ids.placeholder_ids if pid != ids.width_input or self.config.inject_width_inputs]
+        is_ph = torch.isin(input_ids, torch.tensor(injected, device=input_ids.device))
+        if not bool(is_ph.any()):
+            return embeds
+        if coord_values is None:
+            raise ValueError("the sequence holds coordinate placeholders but no coord_values were given")
+        if coord_values.shape != input_ids.shape:
+            raise ValueError(
+                f"coord_values must have the shape of input_ids {tuple(input_ids.shape)}, got {tuple(coord_values.shape)}"
+            )
+        values = coord_values.to(input_ids.device)[is_ph].to(torch.float64)  # [M]
+        if not bool(torch.isfinite(values).all()):
+            b, p = is_ph.nonzero()[(~torch.isfinite(values)).nonzero()[0, 0]].tolist()
+            raise ValueError(f"coordinate placeholder at batch row {b}, position {p} has no value in coord_values")
+        axis_lut = torch.full((self.config.extended_vocab_size,), -1, dtype=torch.long, device=input_ids.device)
+        for pid, axis in placeholder_axis.items():
+            axis_lut[pid] = axis
+        axes = axis_lut[input_ids[is_ph]]  # [M]
+        rows = torch.empty(values.shape[0], embeds.shape[-1], dtype=embeds.dtype, device=embeds.device)
+        for axis, table in enumerate(self.coord_tables.inputs(self._ntp())):
+            sel = axes == axis
+            if bool(sel.any()):
+                rows[sel] = interpolate_rows(table, values[sel]).to(embeds.dtype)
+        return embeds.masked_scatter(is_ph.unsqueeze(-1), rows)
+
+    # ------------------------------------------------------------------ head
+    def extended_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """``[..., D]`` -> ``[..., V + K]`` = ``[h W_lm^T | h E_out[t]^T | h E_out[h]^T | h E_out[w]^T]``.
+
+        Each block is its own matmul; only the (small) outputs are concatenated,
+        never the ``V``-row weight matrix.
+        """
+        parts = [self.lm_head(hidden)]
+        parts += [nn.functional.linear(hidden, t) for t in self.coord_tables.outputs(self._ntp())]
+        return torch.cat(parts, dim=-1)
+
+    # --------------------------------------------------------------- forward
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        coord_values: torch.Tensor | None = None,
+        pixel_values: Sequence[torch.Tensor | None] | None = None,
+        modalities: Sequence[str | None] | None = None,
+        labels: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        cache=None,
+        use_cache: bool = False,
+        return_logits: bool = True,
+        **unused,
+    ) -> LlavaSTOutput:
+        """Full forward. With ``labels`` ``[B, L]`` (-100 = ignored) the loss is the mean
+        over supervised positions of the coordinate-aware cross-entropy (SPEC §2.11).
+
+        ``return_logits=False`` skips the full ``[B, L, V + K]`` logits (training
+        then computes the head only at supervised positions).
+        """
+        unknown = set(unused) - {"variables", "token_type_ids"}
+        if unknown:
+            raise TypeError(f"unexpected forward arguments: {sorted(unknown)}")
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_inputs(input_ids, coord_values, pixel_values, modalities)
+        if attention_mask is None:
+            attention_mask = torch.ones(inputs_embeds.shape[:2], dtype=torch.long, device=inputs_embeds.device)
+        if position_ids is None:
+            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        out = self.language_model(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            use_cache=use_cache,
+        )
+        hidden = out.last_hidden_state  # [B, L, D]
+        result = LlavaSTOutput(hidden_states=hidden, cache=out.cache if use_cache else None)
+        if labels is not None:
+            c = self.config.coords
+            rows, target_ids, target_w = build_targets(
+                labels, coord_values, self.token_ids, c.num_temporal_bins, c.num_spatial_bins
+            )
+            sup_logits = self.extended_logits(hidden[rows[:, 0], rows[:, 1]])  # [N, V + K]
+            result.loss = coordinate_loss(sup_logits, target_ids, target_w)
+        if return_logits:
+            result.logits = self.extended_logits(hidden)
+        return result
+
+    # ------------------------------------------------------------ generation
+    @torch.no_grad()
+    def generate(self, input_ids: torch.Tensor, **kwargs):
+        """Greedy or sampled decoding with a KV cache; see :func:`llava_st.model.generate.generate`."""
+        from .generate import generate
+
+        return generate(self, input_ids, **kwargs)
+
+    # ------------------------------------------------------------ checkpoint
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype | str = torch.float32,
+        attn_implementation: str = "sdpa",
+        strict: bool = True,
+        config: LlavaSTConfig | None = None,
+    ) -> "LlavaSTModel":
+        """Load a folder in the release layout (see :mod:`llava_st.model.checkpoint`)."""
+        from .checkpoint import load_pretrained
+
+        return load_pretrained(
+            path, device=device, dtype=dtype, attn_implementation=attn_implementation, strict=strict, config=config
+        )
+
+    def save_pretrained(self, path: str | Path, dtype: torch.dtype | None = None, max_shard_bytes: int = 5 * 2**30):
+        """Write config.json and safetensors weights in the release layout."""
+        from .checkpoint import save_pretrained
+
+        save_pretrained(self, path, dtype=dtype, max_shard_bytes=max_shard_bytes)
