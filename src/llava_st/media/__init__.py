@@ -1,1 +1,51 @@
+"""Media input: video files, frame folders and images -> RGB frames -> pixel tensors.
 
+``load_video`` / ``load_frame_folder`` sample ``T`` frames uniformly over a
+frame or time range (SPEC §2.1) and return a :class:`VideoClip` with the
+frames, their indices and timestamps; ``load_image`` returns one upright RGB
+image; ``preprocess_frames`` turns frames into the vision tower's input
+exactly as the release does (SPEC §2.2). Every failure is a
+:class:`MediaError` subclass whose message names the input.
+
+Modules: ``sampling`` (index logic), ``video`` (PyAV), ``isobmff`` and
+``orientation`` (rotation metadata), ``image`` (Pillow), ``folder`` (frame
+folders), ``preprocess`` (pixels), ``clip`` (result types), ``errors``.
+"""
+
+from .clip import VideoClip, VideoInfo
+from .errors import (
+    CorruptMediaError,
+    EmptyVideoError,
+    FrameCountError,
+    FrameRangeError,
+    MediaError,
+    MediaNotFoundError,
+    UnsupportedMediaError,
+)
+from .folder import load_frame_folder, probe_frame_folder
+from .image import load_image
+from .orientation import Orientation
+from .preprocess import preprocess_frames
+from .sampling import frame_range_for_times, sample_frame_indices
+from .video import load_video, probe_video
+
+__all__ = [
+    "CorruptMediaError",
+    "EmptyVideoError",
+    "FrameCountError",
+    "FrameRangeError",
+    "MediaError",
+    "MediaNotFoundError",
+    "Orientation",
+    "UnsupportedMediaError",
+    "VideoClip",
+    "VideoInfo",
+    "frame_range_for_times",
+    "load_frame_folder",
+    "load_image",
+    "load_video",
+    "preprocess_frames",
+    "probe_frame_folder",
+    "probe_video",
+    "sample_frame_indices",
+]
