@@ -534,3 +534,45 @@ def test_generated_bins_round_trip_to_values(proc):
     decoded = [float(x) for x in text.rstrip(",").split(",")]
     half_bin = 0.5 / (c.num_spatial_bins - 1)
     assert all(math.isclose(d, v, abs_tol=half_bin + 1e-5) for d, v in zip(decoded, values))
+
+
+# ------------------------------------------------------------------ pixels
+
+
+def reference_pixels(frames: np.ndarray, size: int) -> torch.Tensor:
+    """SPEC §2.2 written out: Pillow bicubic on uint8, x * (1/255) in float64 -> float32, (x - 0.5) / 0.5."""
+    from PIL import Image
+
+    out = []
+    for frame in frames:
+        resized = np.asarray(Image.fromarray(frame).resize((size, size), Image.BICUBIC))
+        x = (resized.astype(np.float64) * (1 / 255)).astype(np.float32)
+        x = (x - np.float32(0.5)) / np.float32(0.5)
+        out.append(x.transpose(2, 0, 1))
+    return torch.from_numpy(np.stack(out))
+
+
+def test_decoded_images_become_pixels(proc):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, size=(30, 50, 3), dtype=np.uint8)
+    expected = reference_pixels(image[None], 84)
+    for media in (image, image[None], torch.from_numpy(image), Image.fromarray(image)):
+        out = proc("<image>\nA", media=media)
+        assert torch.equal(out["pixel_values"][0], expected)
+
+
+def test_decoded_video_frames_and_clips_become_pixels(proc):
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, size=(3, 20, 28, 3), dtype=np.uint8)
+    expected = reference_pixels(frames, 84)
+    for media in (frames, torch.from_numpy(frames), SimpleNamespace(frames=frames)):
+        out = proc("<video>\nA", media=media)
+        assert torch.equal(out["pixel_values"][0], expected)
+        assert out["input_ids"][0].tolist().count(proc.token_ids.vid_start) == 1
+        assert len(out["input_ids"][0]) == len(reference_ids(out.texts[0].replace("<video>", ""), proc.tokenizer)) + len(
+            run_ids(proc, "video", 3)
+        )

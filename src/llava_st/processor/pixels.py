@@ -2,8 +2,9 @@
 
 The processor takes media that are already decoded (files are read by
 :mod:`llava_st.media`): an image as a uint8 array ``[H, W, 3]`` (or
-``[1, H, W, 3]``, or a PIL image), a video as uint8 frames ``[T, H, W, 3]``,
-or pixels that are already preprocessed, float32 ``[T, 3, S, S]``. The pixel
+``[1, H, W, 3]``, or a PIL image), a video as uint8 frames ``[T, H, W, 3]``
+(or anything holding them in a ``frames`` attribute, such as
+:class:`llava_st.media.VideoClip`), or pixels that are already preprocessed, float32 ``[T, 3, S, S]``. The pixel
 arithmetic itself is :func:`llava_st.media.preprocess_frames`.
 """
 
@@ -29,6 +30,12 @@ def _describe(media: Any) -> str:
     return type(media).__name__
 
 
+def _unwrap(media: Any) -> Any:
+    """The frames of a sampled clip (an object with a ``frames`` array); anything else as given."""
+    frames = getattr(media, "frames", None)
+    return frames if isinstance(frames, np.ndarray) else media
+
+
 def media_pixels(media: Any, modality: str, vision: VisionConfig) -> torch.Tensor:
     """Pixels ``[T, 3, S, S]`` float32 of one image (T = 1) or video, S = ``vision.image_size``.
 
@@ -39,6 +46,7 @@ def media_pixels(media: Any, modality: str, vision: VisionConfig) -> torch.Tenso
     if modality not in ("image", "video"):
         raise MediaError(f"modality must be 'image' or 'video', got {modality!r}")
     size = vision.image_size
+    media = _unwrap(media)
     try:
         from PIL import Image
     except ImportError:  # pragma: no cover - Pillow is a core dependency
@@ -89,7 +97,7 @@ def num_frames(media: Any, modality: str) -> int:
     """
     if modality == "image":
         return 1
-    shape = getattr(media, "shape", None)
+    shape = getattr(_unwrap(media), "shape", None)
     if shape is None or len(shape) != 4:
         raise MediaError(f"video frames must be [T, H, W, 3] (or pixels [T, 3, S, S]), got {_describe(media)}")
     if shape[0] < 1:
