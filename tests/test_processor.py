@@ -576,3 +576,26 @@ def test_decoded_video_frames_and_clips_become_pixels(proc):
         assert len(out["input_ids"][0]) == len(reference_ids(out.texts[0].replace("<video>", ""), proc.tokenizer)) + len(
             run_ids(proc, "video", 3)
         )
+
+
+def test_processor_file_of_another_kind_is_rejected(tmp_path):
+    tiny_processor().save_pretrained(tmp_path)
+    (tmp_path / PROCESSOR_FILE).write_text(json.dumps({"format": "something_else", "version": 1}))
+    with pytest.raises(ValueError, match="format is 'something_else'"):
+        LlavaSTProcessor.from_pretrained(tmp_path)
+    (tmp_path / PROCESSOR_FILE).write_text(json.dumps({"format": "llava_st_processor", "version": 99}))
+    with pytest.raises(ValueError, match="version 99"):
+        LlavaSTProcessor.from_pretrained(tmp_path)
+
+
+def test_missing_model_files_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="model folder not found"):
+        LlavaSTProcessor.from_pretrained(tmp_path / "nope")
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        LlavaSTProcessor.from_pretrained(tmp_path)
+    cfg = tiny_config(273).to_release_dict()
+    del cfg["vision_config"]
+    cfg["mm_vision_tower"] = "my-tower"
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(FileNotFoundError, match="my-tower"):
+        LlavaSTProcessor.from_pretrained(tmp_path)

@@ -18,6 +18,7 @@ import torch
 
 from llava_st.coords import extract_variables, format_coordinates
 from llava_st.processor import LlavaSTProcessor
+from llava_st.tokens import PLACEHOLDER_TO_KEY, PLACEHOLDERS
 from tests.conftest import parity_cases
 
 CASES = parity_cases()
@@ -86,12 +87,9 @@ def test_input_ids_variables_and_labels(proc, parity_root, folder):
         token_id = proc.tokenizer.convert_tokens_to_ids(f"<{name}>")
         assert torch.nonzero(ids == token_id).flatten().tolist() == positions, name
     values = out["coord_values"][0]
-    for name, key in (("TEMP-INPUT", "temporal_input_locations"), ("TEMP-OUTPUT", "temporal_output_locations"),
-                      ("HEIGHT-INPUT", "spatial_height_input_locations"),
-                      ("HEIGHT-OUTPUT", "spatial_height_output_locations"),
-                      ("WIDTH-INPUT", "spatial_width_input_locations"),
-                      ("WIDTH-OUTPUT", "spatial_width_output_locations")):
-        assert values[case["positions"][name]].tolist() == case["variables"][key]
+    for name in PLACEHOLDERS:
+        where = ids == proc.tokenizer.convert_tokens_to_ids(name)
+        assert values[where].tolist() == case["variables"][PLACEHOLDER_TO_KEY[name]], name
     assert int((~torch.isnan(values)).sum()) == sum(len(v) for v in case["variables"].values())
     decoded = proc.tokenizer.decode(ids.tolist(), skip_special_tokens=False)
     assert decoded == expand_runs(case["prompt_stages"]["decoded_input_ids"])

@@ -103,8 +103,9 @@ class ProcessorOptions:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ProcessorOptions":
         data = dict(data)
-        if data.pop("format", _FORMAT) != _FORMAT:
-            raise ValueError(f"not a {_FORMAT} file: format is {data.get('format')!r}")
+        kind = data.pop("format", _FORMAT)
+        if kind != _FORMAT:
+            raise ValueError(f"not a {_FORMAT} file: format is {kind!r}")
         version = data.pop("version", _FORMAT_VERSION)
         if version != _FORMAT_VERSION:
             raise ValueError(f"{_FORMAT} version {version} is not supported (expected {_FORMAT_VERSION})")
