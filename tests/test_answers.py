@@ -1,0 +1,302 @@
+"""Typed answers: every task grammar, failures, both text forms, seconds and pixels through a timeline."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from llava_st.answers import (
+    Caption,
+    DenseEvents,
+    EventLocalization,
+    GroundedCaption,
+    Grounding,
+    OutOfRangeError,
+    ParseFailure,
+    SpatialGrounding,
+    SpatioTemporalGrounding,
+    TemporalGrounding,
+    Timeline,
+    find_elc_caption,
+    parse_answer,
+    sampled_frame_ids,
+    to_token_form,
+)
+from llava_st.coords import release_rewrite
+
+NTSC = 30000 / 1001  # 29.97... fps
+
+
+def box_tokens(x1: int, y1: int, x2: int, y2: int) -> str:
+    return f"[<WIDTH-{x1:03d}><HEIGHT-{y1:03d}><WIDTH-{x2:03d}><HEIGHT-{y2:03d}>]"
+
+
+# ----------------------------------------------------------------- timeline
+
+
+def test_sampled_frame_ids_hand_cases():
+    assert sampled_frame_ids(10, 14, 3) == (10, 12, 14)
+    # 0, 0.5, 1, 1.5, 2 -> Python round (ties to even): 0, 0, 1, 2, 2
+    assert sampled_frame_ids(0, 2, 5) == (0, 0, 1, 2, 2)
+    assert sampled_frame_ids(7, 7, 4) == (7, 7, 7, 7)
+    assert sampled_frame_ids(5, 9, 1) == (5,)
+    with pytest.raises(ValueError):
+        sampled_frame_ids(9, 5, 3)
+
+
+def test_timeline_odd_fps_nonzero_start_seconds_and_back():
+    tl = Timeline.from_split((30, 129), 100, width=640, height=360, fps=NTSC, start_time=0.5)
+    assert tl.frame_ids[0] == 30 and tl.frame_ids[-1] == 129
+    # normalised 12/99 is sampled frame 12 = frame 42, shown at 0.5 + 42 * 1001 / 30000 s
+    assert tl.to_seconds(12 / 99) == pytest.approx(0.5 + 42 * 1001 / 30000, abs=1e-12)
+    assert tl.to_seconds(0.0) == pytest.approx(0.5 + 30 * 1001 / 30000, abs=1e-12)
+    assert tl.to_seconds(1.0) == pytest.approx(0.5 + 129 * 1001 / 30000, abs=1e-12)
+    # halfway between sampled frames 12 and 13 (frames 42, 43)
+    mid = (12.5) / 99
+    assert tl.to_seconds(mid) == pytest.approx(0.5 + 42.5 * 1001 / 30000, abs=1e-12)
+    for t in (0.0, 0.123, 12 / 99, 0.5, 0.999, 1.0):
+        assert tl.to_normalised(tl.to_seconds(t)) == pytest.approx(t, abs=1e-12)
+    vec = tl.to_seconds(np.array([0.0, 1.0]))
+    assert vec.shape == (2,)
+
+
+def test_timeline_variable_frame_rate_interpolates_timestamps():
+    tl = Timeline(width=100, height=50, timestamps=(0.0, 0.1, 0.3, 0.35, 1.0))
+    # t = 0.5 -> position 2 -> 0.3 s; t = 0.625 -> position 2.5 -> halfway between 0.3 and 0.35
+    assert tl.to_seconds(0.5) == pytest.approx(0.3)
+    assert tl.to_seconds(0.625) == pytest.approx(0.325)
+    assert tl.to_normalised(0.325) == pytest.approx(0.625)
+    assert tl.to_normalised(0.05) == pytest.approx(0.5 / 4)
+
+
+def test_timeline_repeated_timestamps_inverse_takes_first_frame_of_run():
+    # a 3-frame clip sampled at 5 frames: ids 0, 0, 1, 2, 2
+    tl = Timeline.from_split((0, 2), 5, width=10, height=10, fps=10.0)
+    assert tl.timestamps == (0.0, 0.0, 0.1, 0.2, 0.2)
+    assert tl.to_normalised(0.0) == 0.0
+    assert tl.to_normalised(0.2) == pytest.approx(3 / 4)
+    assert tl.to_normalised(0.1) == pytest.approx(2 / 4)
+
+
+def test_timeline_errors():
+    tl = Timeline.from_split((30, 129), 100, width=640, height=360, fps=NTSC, start_time=0.5)
+    with pytest.raises(OutOfRangeError, match="outside the sampled clip"):
+        tl.to_normalised(0.1)  # before the first sampled frame (0.5 + 1.001 s)
+    with pytest.raises(OutOfRangeError):
+        tl.to_normalised(100.0)
+    with pytest.raises(OutOfRangeError, match=r"outside \[0, 1\]"):
+        tl.to_seconds(1.2)
+    with pytest.raises(OutOfRangeError):
+        tl.box_to_normalised([-1, 0, 10, 10])
+    with pytest.raises(OutOfRangeError, match="outside the frame"):
+        tl.box_to_normalised([0, 0, 641, 10])
+    with pytest.raises(OutOfRangeError, match="ends before it starts"):
+        tl.box_to_normalised([50, 0, 10, 10])
+    with pytest.raises(ValueError, match="non-decreasing"):
+        Timeline(width=10, height=10, timestamps=(0.0, 0.2, 0.1))
+    with pytest.raises(ValueError, match="no timestamps"):
+        Timeline.from_split((0, 9), 5, width=10, height=10).to_seconds(0.5)
+
+
+def test_timeline_pixels_both_ways():
+    tl = Timeline.for_image(width=640, height=480)
+    assert tl.box_to_normalised([64, 48, 320, 480]) == (0.1, 0.1, 0.5, 1.0)
+    assert tl.box_to_pixels([0.1, 0.1, 0.5, 1.0]) == pytest.approx((64.0, 48.0, 320.0, 480.0))
+    with pytest.raises(OutOfRangeError):
+        tl.box_to_pixels([0.1, 0.1, 1.5, 1.0])
+
+
+def test_frame_index_of_track_keys():
+    tl = Timeline.from_split((0, 999), 50, width=10, height=10)
+    # key 50 of 100 bins on 50 frames: round(50 / 99 * 49) = round(24.75) = 25
+    assert tl.frame_index(50) == 25
+    assert tl.frame_index(0) == 0 and tl.frame_index(99) == 49
+    with pytest.raises(OutOfRangeError):
+        tl.frame_index(100)
+
+
+# ----------------------------------------------------------------- grammars
+
+STVG = (
+    "During the span of {<TEMP-012><TEMP-045>}. Object bounding box: "
+    f"<TEMP-012>:{box_tokens(36, 37, 63, 54)}, <TEMP-013>:{box_tokens(36, 37, 63, 55)}"
+)
+
+
+def test_stvg_with_timeline_seconds_pixels_frames():
+    tl = Timeline.from_split((30, 129), 100, width=640, height=360, fps=NTSC, start_time=0.5)
+    ans = parse_answer(STVG, "stvg", timeline=tl)
+    assert isinstance(ans, SpatioTemporalGrounding)
+    assert (ans.span.start, ans.span.end) == (12 / 99, 45 / 99)
+    assert ans.span.start_s == pytest.approx(0.5 + 42 * 1001 / 30000)
+    assert ans.span.end_s == pytest.approx(0.5 + 75 * 1001 / 30000)
+    assert ans.track.keys == (12, 13)
+    f12 = ans.track.frames[0]
+    assert (f12.frame, f12.frame_id) == (12, 42)
+    assert f12.seconds == pytest.approx(0.5 + 42 * 1001 / 30000)
+    assert f12.box.xyxy == (36 / 99, 37 / 99, 63 / 99, 54 / 99)
+    assert f12.box.pixels == pytest.approx((36 / 99 * 640, 37 / 99 * 360, 63 / 99 * 640, 54 / 99 * 360))
+    d = ans.to_dict()
+    assert d["type"] == "SpatioTemporalGrounding" and d["track"]["frames"][1]["key"] == 13
+
+
+def test_both_forms_parse_identically_for_every_grammar():
+    texts = {
+        "tvg": "{<TEMP-012><TEMP-056>}",
+        "rec": "It is at " + box_tokens(10, 20, 30, 40) + ".",
+        "stvg": STVG,
+        "svg": f"Object bounding box: <TEMP-003>:{box_tokens(1, 2, 3, 4)}, <TEMP-004>:{box_tokens(2, 2, 5, 6)}",
+        "elc": f"Ends in <TEMP-080>, a child runs. Object bounding box: <TEMP-070>:{box_tokens(1, 2, 3, 4)}",
+        "dvc": "{<TEMP-001><TEMP-020>}, a man walks. {<TEMP-030><TEMP-099>}, he sits down.",
+        "dgc": f"A man {box_tokens(1, 2, 30, 40)} rides a horse {box_tokens(5, 5, 90, 90)}.",
+    }
+    tl = Timeline.from_split((0, 199), 100, width=320, height=240, fps=25.0)
+    for task, text in texts.items():
+        decimal = release_rewrite(text)
+        assert decimal != text
+        a = parse_answer(text, task, timeline=tl, start=0.5 if task == "elc" else None)
+        b = parse_answer(decimal, task, timeline=tl, start=0.5 if task == "elc" else None)
+        assert a.ok and b.ok, (task, a, b)
+        da, db = a.to_dict(), b.to_dict()
+        da.pop("text"), db.pop("text")
+        assert da == db, task
+
+
+def test_grammar_results():
+    elc = parse_answer(f"Ends in <TEMP-080>, a child runs. Object bounding box: <TEMP-070>:{box_tokens(1, 2, 3, 4)}", "elc", start=0.25)
+    assert isinstance(elc, EventLocalization)
+    assert elc.end.value == 80 / 99 and elc.caption == "a child runs."
+    assert (elc.span.start, elc.span.end) == (0.25, 80 / 99)
+    dvc = parse_answer("{0.1, 0.6}, a man walks. {<TEMP-050><TEMP-090>}, he sits.", "dvc")
+    assert isinstance(dvc, DenseEvents)
+    assert [(e.span.start, e.span.end, e.caption) for e in dvc.events] == [
+        (0.1, 0.6, "a man walks."),
+        (50 / 99, 90 / 99, "he sits."),
+    ]
+    dgc = parse_answer("A man [0.1, 0.2, 0.3, 0.4] rides a horse [0.5, 0.5, 0.9, 0.9].", "dgc")
+    assert isinstance(dgc, GroundedCaption)
+    assert [p.text for p in dgc.phrases] == ["A man", "rides a horse"]
+    assert dgc.phrases[1].box.xyxy == (0.5, 0.5, 0.9, 0.9)
+    assert dgc.caption == "A man rides a horse."
+    reg = parse_answer("  a red car.<|im_end|>", "reg")
+    assert isinstance(reg, Caption) and reg.caption == "a red car."
+    tr = parse_answer("people dance", "tr")
+    assert isinstance(tr, Caption) and tr.task == "tr"
+    svg = parse_answer(f"<TEMP-003>:{box_tokens(1, 2, 3, 4)}", "svg")
+    assert isinstance(svg, SpatialGrounding) and svg.track.keys == (3,)
+    assert isinstance(parse_answer("{0.2,0.5}", "tvg"), TemporalGrounding)
+    assert isinstance(parse_answer("[0, 0, 1, 1]", "rec"), Grounding)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{<TEMP-012>, <TEMP-045>}",  # comma between tokens
+        "{<TEMP-012><TEMP-045> }",  # space before }
+        "{ <TEMP-012> <TEMP-045> }",
+        "{0.12121212121212122,0.45454545454545453}",
+        "{0.12121, 0.45455}",  # the rewrite with a space
+    ],
+)
+def test_span_spacing_and_comma_variants(text):
+    ans = parse_answer(text, "tvg")
+    assert isinstance(ans, TemporalGrounding)
+    assert ans.span.start == pytest.approx(12 / 99, abs=1e-14)
+    assert ans.span.end == pytest.approx(45 / 99, abs=1e-14)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[<WIDTH-036>,<HEIGHT-037>,<WIDTH-063>,<HEIGHT-054>]",
+        "[<WIDTH-036><HEIGHT-037><WIDTH-063><HEIGHT-054> ]",
+        "[ <WIDTH-036> <HEIGHT-037> <WIDTH-063> <HEIGHT-054>]",
+        release_rewrite("[<WIDTH-036>,<HEIGHT-037>,<WIDTH-063>,<HEIGHT-054>]"),  # '0.36364,,0.37374,,...'
+        release_rewrite("[<WIDTH-036><HEIGHT-037><WIDTH-063><HEIGHT-054> ]"),  # '..., 0.54545, ]'
+    ],
+)
+def test_box_spacing_and_comma_variants(text):
+    ans = parse_answer(text, "rec")
+    assert isinstance(ans, Grounding), ans
+    assert ans.box.xyxy == (36 / 99, 37 / 99, 63 / 99, 54 / 99)
+
+
+@pytest.mark.parametrize(
+    "task,text,reason",
+    [
+        ("tvg", "", "no {start, end} span"),
+        ("tvg", "somewhere in the middle", "no {start, end} span"),
+        ("tvg", "{<TEMP-050><TEMP-010>}", "ends before it starts"),
+        ("tvg", "{<TEMP-012>}", "no {start, end} span"),
+        ("tvg", "{0.2, 1.5}", "outside [0, 1]"),
+        ("tvg", "{<TEMP-010><TEMP-150>}", "outside 0..99"),
+        ("rec", "[<WIDTH-036><HEIGHT-037><WIDTH-063>]", "no [x1, y1, x2, y2] box"),
+        ("rec", "[-0.1, 0.2, 0.3, 0.4]", "no [x1, y1, x2, y2] box"),
+        ("rec", "[0.5, 0.2, 0.3, 0.4]", "ends before it starts"),
+        ("stvg", "{<TEMP-010><TEMP-020>}", "no 'key: [x1, y1, x2, y2]' frame boxes"),
+        ("stvg", f"<TEMP-010>:{box_tokens(1, 2, 3, 4)}", "no {start, end} span"),
+        ("svg", f"<TEMP-010>:{box_tokens(1, 2, 3, 4)}, <TEMP-010>:{box_tokens(1, 2, 3, 5)}", "given twice"),
+        ("elc", f"a dog. <TEMP-010>:{box_tokens(1, 2, 3, 4)}", "no 'Ends in <time>'"),
+        ("elc", f"Ends in <TEMP-080>, Object bounding box: <TEMP-010>:{box_tokens(1, 2, 3, 4)}", "no event caption"),
+        ("dvc", "a man walks", "no {start, end} span"),
+        ("dvc", "{0.1, 0.2}", "has no caption"),
+        ("dgc", "a man rides a horse", "no [x1, y1, x2, y2] box"),
+        ("reg", "   ", "empty answer"),
+    ],
+)
+def test_failures_carry_text_and_reason(task, text, reason):
+    ans = parse_answer(text, task)
+    assert isinstance(ans, ParseFailure)
+    assert ans.text == text and reason in ans.reason and ans.task == task
+    assert ans.to_dict()["type"] == "ParseFailure"
+
+
+def test_duplicate_identical_key_counts_once():
+    text = f"<TEMP-010>:{box_tokens(1, 2, 3, 4)}, <TEMP-010>:{box_tokens(1, 2, 3, 4)}"
+    ans = parse_answer(text, "svg")
+    assert isinstance(ans, SpatialGrounding) and ans.track.keys == (10,)
+
+
+def test_non_text_answer_is_a_failure_and_unknown_task_raises():
+    assert isinstance(parse_answer(None, "tvg"), ParseFailure)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        parse_answer("{0.1,0.2}", "nope")
+
+
+def test_elc_end_before_start_is_a_failure():
+    ans = parse_answer(f"Ends in <TEMP-010>, a dog. <TEMP-010>:{box_tokens(1, 2, 3, 4)}", "elc", start=0.5)
+    assert isinstance(ans, ParseFailure) and "before the given start" in ans.reason
+
+
+def test_elc_caption_cut_at_first_pair_without_object_phrase():
+    assert find_elc_caption(f"Ends in <TEMP-010>, a dog barks, loudly <TEMP-011>:{box_tokens(1, 2, 3, 4)}") == "a dog barks, loudly"
+
+
+def test_to_token_form_inverts_the_rewrite_on_random_answers():
+    rng = random.Random(7)
+    for _ in range(200):
+        parts = []
+        for _ in range(rng.randint(1, 4)):
+            kind = rng.choice(["span", "box", "pair", "end", "text"])
+            if kind == "span":
+                parts.append(f"{{<TEMP-{rng.randrange(100):03d}><TEMP-{rng.randrange(100):03d}>}}")
+            elif kind == "box":
+                parts.append(box_tokens(*(rng.randrange(100) for _ in range(4))))
+            elif kind == "pair":
+                parts.append(f"<TEMP-{rng.randrange(100):03d}>:" + box_tokens(*(rng.randrange(100) for _ in range(4))) + ",")
+            elif kind == "end":
+                parts.append(f"Ends in <TEMP-{rng.randrange(100):03d}>, a cat.")
+            else:
+                parts.append(rng.choice(["a man walks.", "then, he sits", "Object bounding box:"]))
+        text = " ".join(parts)
+        decimal = release_rewrite(text)
+        assert to_token_form(decimal) == text
+        assert release_rewrite(to_token_form(decimal)) == decimal
+
+
+def test_to_token_form_leaves_other_decimals_and_removes_im_end():
+    assert to_token_form("{0.5, 0.123456}<|im_end|>") == "{0.5, 0.123456}"
+    # five decimals that are not a bin value stay plain text
+    assert to_token_form("{0.12345,0.5}") == "{0.12345,0.5}"
