@@ -1,0 +1,69 @@
+"""The benchmarks we score, by name, and where their files sit under a data root.
+
+The layout under ``--data-root`` is the release's (``inference/config.yaml``):
+
+=================  ==================================  ====================
+benchmark          annotation file                      media folder
+=================  ==================================  ====================
+refcoco[+|g]       ``refcoco/<name>_<split>.json``       ``refcoco/sources``
+charades-sta       ``charades/test.json``                ``charades/sources``
+stvg / svg / elc   ``st-align/<name>.json``              ``st-align/sources``
+=================  ==================================  ====================
+
+ST-Synth evaluation files have the ST-Align format: score them with
+``--bench stvg|svg|elc --data FILE`` (and ``--media-root`` for a run).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .base import Benchmark
+from .charades import CharadesSTA
+from .refcoco import SPLITS, RefCOCO
+from .st_align import STAlign
+
+BENCHMARKS: tuple[str, ...] = ("refcoco", "refcoco+", "refcocog", "charades-sta", "stvg", "svg", "elc")
+
+
+def get_benchmark(name: str) -> Benchmark:
+    """The benchmark called ``name`` (one of :data:`BENCHMARKS`)."""
+    if name in SPLITS:
+        return RefCOCO(name)
+    if name == "charades-sta":
+        return CharadesSTA()
+    if name in ("stvg", "svg", "elc"):
+        return STAlign(name)
+    raise ValueError(f"unknown benchmark {name!r}; expected one of {BENCHMARKS}")
+
+
+def default_paths(name: str, data_root: str | Path, split: str | None = None) -> tuple[Path, Path]:
+    """``(annotation file, media folder)`` of a benchmark under ``data_root``.
+
+    Raises:
+        ValueError: a RefCOCO-family benchmark without a valid ``split``.
+    """
+    root = Path(data_root)
+    if name in SPLITS:
+        if split not in SPLITS[name]:
+            raise ValueError(f"{name} needs --split, one of {SPLITS[name]}")
+        return root / "refcoco" / f"{name}_{split}.json", root / "refcoco" / "sources"
+    if name == "charades-sta":
+        return root / "charades" / "test.json", root / "charades" / "sources"
+    if name in ("stvg", "svg", "elc"):
+        return root / "st-align" / f"{name}.json", root / "st-align" / "sources"
+    raise ValueError(f"unknown benchmark {name!r}; expected one of {BENCHMARKS}")
+
+
+def infer_split(name: str, path: str | Path) -> str | None:
+    """The RefCOCO split named by a released file name (``refcoco+_testA.json`` -> ``testA``), else ``None``."""
+    if name not in SPLITS:
+        return None
+    m = re.fullmatch(re.escape(name) + r"_(\w+)\.json", Path(path).name)
+    if m and m.group(1) in SPLITS[name]:
+        return m.group(1)
+    return None
+
+
+__all__ = ["BENCHMARKS", "default_paths", "get_benchmark", "infer_split"]

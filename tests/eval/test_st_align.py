@@ -1,0 +1,241 @@
+"""ST-Align reader, prompts and STVG/SVG/ELC scoring (no captions here) in both modes, by hand."""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+
+import pytest
+
+from llava_st.coords import release_rewrite
+from llava_st.eval.base import AnnotationError, ReleaseCrash
+from llava_st.eval.scoring import score
+from llava_st.eval.st_align import SPAN_PHRASES, STAlign, read_st_align
+
+# frame size 198 x 99 and split [0, 198]: 100 sampled frames are 0, 2, 4, ..., 198 (frame 2i),
+# bin k is 2k pixels across and k pixels down.
+TRACK = {
+    "10": [10, 10, 20, 20],  # xyxy [10, 10, 30, 30]
+    "12": [-10, -5, 30, 20],  # xyxy [-10, -5, 20, 15]: partly outside the frame
+    "3": [0, 0, 5, 5],  # not a sampled frame: dropped
+}
+PAIRS = (
+    "<TEMP-005>:[<WIDTH-005><HEIGHT-010><WIDTH-015><HEIGHT-030>], "  # frame 10: [10, 10, 30, 30]
+    "<TEMP-006>:[<WIDTH-000><HEIGHT-000><WIDTH-010><HEIGHT-015>], "  # frame 12: [0, 0, 20, 15]
+    "<TEMP-007>:[<WIDTH-001><HEIGHT-001><WIDTH-002><HEIGHT-002>]"  # frame 14: no truth
+)
+# truth span: <s> = 20, <e> = 100 -> [round(20/198, 3), round(100/198, 3)] = [0.101, 0.505]
+G0, G1 = 0.101, 0.505
+
+
+def write(tmp_path, files, task, items):
+    return files.write_json(tmp_path / f"{task}.json", items)
+
+
+@pytest.fixture
+def item(files):
+    return files.st_item(track=TRACK)
+
+
+def test_stvg_published(tmp_path, files, item):
+    bench = STAlign("stvg")
+    path = write(tmp_path, files, "stvg", [item])
+    rep = score(bench, bench.load(path), {0: "During the span of {<TEMP-010><TEMP-050>}. Object bounding box: " + PAIRS}, "published")
+    sc = rep["samples"][0]["scores"]
+    # decoded span [0.10101, 0.50505] against [0.101, 0.505]
+    assert sc["tiou"] == pytest.approx((0.505 - 0.10101) / (0.50505 - 0.101), abs=1e-15)
+    # frame 10: IoU 1; frame 12: unclipped truth area 600, prediction 300 inside -> 0.5; frame 14 extra
+    assert sc["siou"] == pytest.approx((1 + 0.5) / 2)
+    assert sc["viou"] == pytest.approx((1 + 0.5) / 3)
+    assert rep["samples"][0]["parsed"]["boxes"] == {"10": [10, 10, 30, 30], "12": [0, 0, 20, 15], "14": [2, 1, 4, 2]}
+    m = rep["metrics"]
+    assert m["mtiou"] == sc["tiou"] and m["msiou"] == sc["siou"] and m["mstiou"] == sc["viou"]
+    assert (m["tiou@0.5"], m["tiou@0.7"]) == (100.0, 100.0)
+    assert (m["siou@0.7"], m["viou@0.5"], m["viou@0.7"]) == (100.0, 100.0, 0.0)
+    assert m["caption_score"] == {}
+    assert set(m) == {
+        "mtiou", "tiou@0.3", "tiou@0.5", "tiou@0.7", "msiou", "siou@0.3", "siou@0.5", "siou@0.7",
+        "mstiou", "viou@0.3", "viou@0.5", "viou@0.7", "caption_score",
+    }  # fmt: skip
+
+
+def test_stvg_canonical(tmp_path, files, item):
+    bench = STAlign("stvg")
+    path = write(tmp_path, files, "stvg", [item])
+    rep = score(bench, bench.load(path), {0: "During the span of {<TEMP-010><TEMP-050>}. Object bounding box: " + PAIRS}, "canonical")
+    sc = rep["samples"][0]["scores"]
+    assert sc["tiou"] == pytest.approx((0.505 - 10 / 99) / (50 / 99 - 0.101))
+    # truth clipped to the frame: frame 12 becomes [0, 0, 20, 15] = the prediction
+    assert sc["siou"] == pytest.approx(1.0)
+    assert sc["viou"] == pytest.approx(2 / 3)
+    m = rep["metrics"]
+    assert m["m_tIoU"] == pytest.approx(sc["tiou"] * 100)
+    assert m["m_sIoU"] == pytest.approx(100.0) and m["m_vIoU"] == pytest.approx(200 / 3)
+    assert (m["vIoU@0.5"], m["vIoU@0.7"]) == (100.0, 0.0)
+
+
+def test_svg_published_and_canonical(tmp_path, files, item):
+    bench = STAlign("svg")
+    path = write(tmp_path, files, "svg", [item])
+    samples = bench.load(path)
+    pub = score(bench, samples, {0: PAIRS}, "published")
+    assert pub["samples"][0]["scores"]["tiou"] == 0.0 and pub["metrics"]["mtiou"] == 0.0
+    assert pub["metrics"]["msiou"] == pytest.approx(0.75)
+    can = score(bench, samples, {0: PAIRS}, "canonical")
+    assert "tiou" not in can["samples"][0]["scores"] and "m_tIoU" not in can["metrics"]
+    assert can["metrics"]["m_sIoU"] == pytest.approx(100.0)
+
+
+def test_elc_time_published_bug_and_canonical_fix(tmp_path, files):
+    item = files.st_item(track=TRACK, human="<video>\nStarts in <s>, what does the dog do? ", gpt="Ends in <e>, a dog runs. Object bounding box: <bboxes>")
+    bench = STAlign("elc")
+    samples = bench.load(write(tmp_path, files, "elc", [item]))
+    answer = "Ends in <TEMP-050>, a dog runs. Object bounding box: " + PAIRS
+    pub = bench.score_sample(samples[0], answer, "published", 100)
+    assert pub["scores"]["tiou"] == 0.0  # no {s, e} in an 'Ends in' answer
+    assert (pub["reference"], pub["hypothesis"]) == ("a dog runs.", " a dog runs")
+    can = bench.score_sample(samples[0], answer, "canonical", 100)
+    assert can["parsed"]["span"] == [0.101, 50 / 99]
+    assert can["scores"]["tiou"] == pytest.approx((0.505 - 0.101) / (50 / 99 - 0.101))
+    assert (can["reference"], can["hypothesis"]) == ("a dog runs.", "a dog runs.")
+    early = bench.score_sample(samples[0], "Ends in <TEMP-005>, a dog runs. " + PAIRS, "canonical", 100)
+    assert early["scores"]["tiou"] == 0.0  # ends before the given start
+
+
+def test_integer_pixels_published_float_canonical(tmp_path, files):
+    # 200 x 100, split [100, 199]: sampled frames 100..199; bin 1 -> 2.0202 px across, 1.0101 px down
+    item = files.st_item(split=(100, 199), width=200, height=100, s=110, e=150, track={"105": [2, 1, 10, 5]})
+    bench = STAlign("svg")
+    samples = bench.load(write(tmp_path, files, "svg", [item]))
+    answer = "<TEMP-005>:[<WIDTH-001><HEIGHT-001><WIDTH-006><HEIGHT-006>]"
+    pub = bench.score_sample(samples[0], answer, "published", 100)
+    assert pub["parsed"]["boxes"] == {"105": [2, 1, 12, 6]}
+    assert pub["scores"]["siou"] == 1.0
+    can = bench.score_sample(samples[0], answer, "canonical", 100)
+    p = [200 / 99, 100 / 99, 1200 / 99, 600 / 99]
+    inter = (12 - p[0]) * (6 - p[1])
+    expect = inter / (10 * 5 + (p[2] - p[0]) * (p[3] - p[1]) - inter)
+    assert can["scores"]["siou"] == pytest.approx(expect) and can["scores"]["viou"] == pytest.approx(expect)
+
+
+def test_duplicate_keys_and_empty_tracks(tmp_path, files):
+    dup = files.st_item(track={"10": [10, 10, 20, 20]})
+    empty = files.st_item(track={"3": [0, 0, 5, 5]})  # no truth on a sampled frame
+    bench = STAlign("stvg")
+    samples = bench.load(write(tmp_path, files, "stvg", [dup, empty]))
+    answers = {
+        0: "{<TEMP-010><TEMP-050>} <TEMP-005>:[<WIDTH-005><HEIGHT-010><WIDTH-015><HEIGHT-030>], "
+        "<TEMP-005>:[<WIDTH-005><HEIGHT-010><WIDTH-010><HEIGHT-030>]",
+        1: "During {<TEMP-010><TEMP-050>}.",
+    }
+    pub = score(bench, samples, answers, "published")
+    # the later box wins: [10, 10, 20, 30] inside [10, 10, 30, 30] -> 200 / 400
+    assert pub["samples"][0]["scores"]["siou"] == pytest.approx(0.5)
+    assert pub["samples"][1]["scores"]["siou"] == 0.0 and pub["samples"][1]["scores"]["viou"] == 0.0
+    can = score(bench, samples, answers, "canonical")
+    assert can["samples"][0]["scores"]["siou"] == 0.0 and "given twice" in can["samples"][0]["problems"][0]
+    assert can["samples"][1]["scores"]["siou"] == 1.0 and can["samples"][1]["scores"]["viou"] == 1.0
+    assert can["samples"][1]["readable"] is False  # no boxes at all is still reported
+
+
+def test_degenerate_splits_and_spans(tmp_path, files):
+    one_frame = files.st_item(split=(5, 5), s=5, e=5, track={"5": [0, 0, 10, 10]})
+    at_start = files.st_item(s=0, e=0, track={"0": [0, 0, 10, 10]})
+    bench = STAlign("stvg")
+    samples = bench.load(write(tmp_path, files, "stvg", [one_frame, at_start]))
+    with pytest.raises(ReleaseCrash, match="one-frame split"):
+        bench.score_sample(samples[0], "{<TEMP-000><TEMP-000>}", "published", 100)
+    with pytest.raises(ReleaseCrash, match="zero-length"):
+        bench.score_sample(samples[1], "unreadable", "published", 100)
+    one = bench.score_sample(samples[0], "{<TEMP-000><TEMP-000>} <TEMP-050>:[<WIDTH-000><HEIGHT-000><WIDTH-005><HEIGHT-010>]", "canonical", 100)
+    assert one["scores"]["tiou"] == 1.0
+    assert one["scores"]["siou"] == pytest.approx(1.0)  # every sampled frame is frame 5
+    assert one["scores"]["viou"] == pytest.approx(1 / 100)  # 100 truth slots, one predicted
+    start = bench.score_sample(samples[1], "unreadable", "canonical", 100)
+    assert start["scores"] == {"tiou": 0.0, "siou": 0.0, "viou": 0.0}
+
+
+def test_first_2000_rule(tmp_path, files):
+    items = [files.st_item() for _ in range(2001)]
+    bench = STAlign("svg")
+    samples = bench.load(write(tmp_path, files, "svg", items))
+    answers = {i: "<TEMP-005>:[<WIDTH-005><HEIGHT-010><WIDTH-015><HEIGHT-030>]" for i in range(2001)}
+    pub = score(bench, samples, answers, "published")
+    assert (pub["num_scored"], pub["ignored_predictions"]) == (2000, 1)
+    can = score(bench, samples, answers, "canonical", limit=3)
+    assert (can["num_scored"], can["ignored_predictions"]) == (3, 1998)
+
+
+def test_both_answer_forms_score_identically(tmp_path, files, item):
+    for task, answer in (
+        ("stvg", "During the span of {<TEMP-010><TEMP-050>}. Object bounding box: " + PAIRS),
+        ("svg", PAIRS + ", <TEMP-005>:[<WIDTH-001><HEIGHT-001><WIDTH-002><HEIGHT-002>]"),
+        ("stvg", "{<TEMP-010>,<TEMP-050>} <TEMP-005>: [<WIDTH-005>,<HEIGHT-010>,<WIDTH-015>,<HEIGHT-030>]"),
+    ):
+        bench = STAlign(task)
+        samples = bench.load(write(tmp_path, files, task, [item]))
+        for mode in ("published", "canonical"):
+            a = bench.score_sample(samples[0], answer, mode, 100)
+            b = bench.score_sample(samples[0], release_rewrite(answer), mode, 100)
+            assert a["scores"] == b["scores"] and a["parsed"] == b["parsed"], (task, mode)
+
+
+def test_prompt(tmp_path, files):
+    item = files.st_item(
+        human="<video>\nFrom <s> to <e>, who does the adult in <obj> watch? And <far>?",
+        boxes={"<obj>": [10, 20, 30, 40], "<far>": [150, 50, 100, 100]},
+    )
+    zero = files.st_item(s=50, e=50, human="<video>\nFrom <s> to <e>, where is the dog?")
+    bench = STAlign("svg")
+    samples = bench.load(write(tmp_path, files, "svg", [item, zero]))
+    req = bench.request(samples[0], "canonical", random.Random(3), "/data/st-align/sources", 100)
+    phrase = req.prompt[len("<video>\n") :].split(" {")[0]
+    assert phrase in SPAN_PHRASES
+    assert req.prompt == (
+        f"<video>\n{phrase} {{0.101,0.505}}, who does the adult in [0.051, 0.202, 0.202, 0.606] watch? "
+        "And [0.758, 0.505, 1.0, 1.0]?Please give the spatial bounding box corresponding to each timestamp in "
+        "the time period."
+    )
+    assert (req.media.kind, req.media.split, req.media.num_frames) == ("video", (0, 198), 100)
+    assert req.media.path == "/data/st-align/sources/clips/a.mp4"
+    zreq = bench.request(samples[1], "canonical", random.Random(3), "/d", 100)
+    assert "{<error>}, where is the dog?" in zreq.prompt
+
+
+def _mutations():
+    def m(f):
+        return f
+
+    return [
+        (m(lambda d: d["meta"].pop("split")), "meta.split", "missing"),
+        (m(lambda d: d["meta"].update(split=[50, 10])), "meta.split", "ends before it starts"),
+        (m(lambda d: d["meta"]["time_token"].update({"<e>": 500})), "meta.time_token.<e>", "outside the split"),
+        (m(lambda d: d["meta"]["time_token"].pop("<s>")), "meta.time_token.<s>", "missing"),
+        (m(lambda d: d["meta"]["spatial_token"]["<bboxes>"].update({"12.0": [1, 2, 3, 4]})), "<bboxes>.12.0", "whole frame"),
+        (m(lambda d: d["meta"]["spatial_token"]["<bboxes>"].update({"12": [1, 2, -3, 4]})), "<bboxes>.12", "negative size"),
+        (m(lambda d: d["meta"].update(width="640")), "meta.width", "finite number"),
+        (m(lambda d: d.update(conversations=[])), "conversations", "[human, gpt]"),
+        (m(lambda d: d.pop("video_path")), "video_path", "missing"),
+    ]
+
+
+@pytest.mark.parametrize("mutate,field,problem", _mutations())
+def test_reader_errors(tmp_path, files, mutate, field, problem):
+    good = files.st_item()
+    bad = copy.deepcopy(good)
+    mutate(bad)
+    path = write(tmp_path, files, "stvg", [good, bad])
+    with pytest.raises(AnnotationError) as err:
+        read_st_align(path)
+    msg = str(err.value)
+    assert str(path) in msg and "sample 1" in msg and field in msg and problem in msg
+
+
+def test_elc_answer_format_checked(tmp_path, files):
+    bad = files.st_item(gpt="It ends at <e>: a dog runs. Object bounding box: <bboxes>")
+    path = write(tmp_path, files, "elc", [bad])
+    assert read_st_align(path)  # the format reader does not look at the gpt text
+    with pytest.raises(AnnotationError, match="conversations\\[1\\].value"):
+        STAlign("elc").load(path)
+    assert json.loads(path.read_text())  # untouched
