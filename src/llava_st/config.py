@@ -286,6 +286,16 @@ class LlavaSTConfig:
         """All positions of one video (2520)."""
         return self.video_fast_token_count(num_frames) + self.video_slow_token_count(num_frames)
 
+    def check_video_frames(self, num_frames: int) -> None:
+        """Raise when a video of ``num_frames`` frames cannot be laid out: each of its two
+        runs needs room for a start and an end marker (at least 2 positions)."""
+        fast, slow = self.video_fast_token_count(num_frames), self.video_slow_token_count(num_frames)
+        if num_frames < 1 or fast < 2 or slow < 2:
+            raise ValueError(
+                f"a video of {num_frames} frame(s) gives {fast} fast and {slow} slow position(s); each run "
+                f"needs at least 2 (start and end markers): use more frames"
+            )
+
     @property
     def extended_vocab_size(self) -> int:
         """Output columns: ``V + bins`` (V + 300 in the release)."""

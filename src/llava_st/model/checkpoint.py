@@ -254,6 +254,7 @@ def load_state_dict_into(
     expected = {k: p for k, p in model.named_parameters()}
     report = LoadReport()
     ours: dict[str, torch.Tensor] = {}
+    misshaped: set[str] = set()
     for key, tensor in tensors.items():
         name = release_to_ours(key)
         if name is None or name not in expected:
@@ -261,9 +262,10 @@ def load_state_dict_into(
             continue
         if tuple(tensor.shape) != tuple(expected[name].shape):
             report.mismatched.append(f"{key}: {tuple(tensor.shape)} in {source} vs {tuple(expected[name].shape)} in model")
+            misshaped.add(name)
             continue
         ours[name] = tensor
-    report.missing = sorted(ours_to_release(n) for n in expected if n not in ours)
+    report.missing = sorted(ours_to_release(n) for n in expected if n not in ours and n not in misshaped)
     if strict and not report.ok:
         raise CheckpointError(f"{source} does not fit the model:\n{report}")
     model.load_state_dict(ours, strict=False, assign=True)
@@ -309,8 +311,9 @@ def load_pretrained(
                 t = f.get_tensor(key)
                 tensors[key] = (t.to(dtype) if t.is_floating_point() else t).to(device)
     report = load_state_dict_into(model, tensors, strict=strict, source=str(folder))
-    if report.missing:
-        _init_missing(model, [release_to_ours(k) for k in report.missing], device, dtype)
+    not_loaded = [n for n, p in model.named_parameters() if p.is_meta]
+    if not_loaded:
+        _init_missing(model, not_loaded, device, dtype)
     if config.text.tie_word_embeddings:
         model.lm_head.weight = model.language_model.embed_tokens.weight
     for name, buf in model.named_buffers():

@@ -82,6 +82,7 @@ def generate(
     pixel_values: Sequence[torch.Tensor | None] | None = None,
     modalities: Sequence[str | None] | None = None,
     generation_config: GenerationConfig | None = None,
+    inputs_embeds: torch.Tensor | None = None,
     **overrides,
 ) -> GenerationOutput:
     """Decode up to ``max_new_tokens`` for a left-padded batch.
@@ -91,6 +92,8 @@ def generate(
         input_ids, attention_mask, coord_values, pixel_values, modalities: the
             processor's outputs (``[B, L]`` tensors and per-sample lists).
         generation_config: settings; keyword ``overrides`` replace its fields.
+        inputs_embeds: the merged prompt ``[B, L, D]`` when the caller already has it
+            (:meth:`LlavaSTModel.embed_inputs`); the media inputs are then not used.
 
     Stops per row at an eos id, and for the batch when all rows stopped or
     ``max_new_tokens`` were generated.
@@ -109,7 +112,9 @@ def generate(
     if eos is None:
         eos = (ids_cfg.eos,) if ids_cfg.eos is not None else (model.config.text.eos_token_id,)
     eos = tuple(e for e in eos if e is not None)
-    pad = cfg.pad_token_id if cfg.pad_token_id is not None else (ids_cfg.pad if ids_cfg.pad is not None else eos[0])
+    pad = cfg.pad_token_id if cfg.pad_token_id is not None else ids_cfg.pad
+    if pad is None:
+        pad = eos[0] if eos else 0  # only written after a row's eos, so any id will do
 
     device = model.device
     input_ids = input_ids.to(device)
@@ -120,7 +125,12 @@ def generate(
     if not bool(attention_mask[:, -1].all()):
         raise ValueError("generation needs left-padded batches: every sequence must end at the last column")
 
-    embeds = model.embed_inputs(input_ids, coord_values, pixel_values, modalities)
+    if inputs_embeds is None:
+        embeds = model.embed_inputs(input_ids, coord_values, pixel_values, modalities)
+    elif inputs_embeds.shape[:2] != input_ids.shape:
+        raise ValueError(f"inputs_embeds {tuple(inputs_embeds.shape)} does not match input_ids {tuple(input_ids.shape)}")
+    else:
+        embeds = inputs_embeds.to(device)
     positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # [B, L]
     cache = DynamicCache(config=model.language_model.config)
     out = model.language_model(

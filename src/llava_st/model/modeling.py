@@ -134,6 +134,7 @@ class LlavaSTModel(nn.Module):
         """One video ``[T, 3, px, px]`` -> :class:`VideoFeatures` (spatial, slow, fast streams)."""
         if pixel_values.dim() != 4:
             raise ValueError(f"a video must be pixel_values [T, 3, H, W], got {tuple(pixel_values.shape)}")
+        self.config.check_video_frames(pixel_values.shape[0])
         feats = self.encode_frames(pixel_values)  # [T, G*G, D]
         signal = self.coord_tables.lape_signal(self._ntp())
         feats = add_lape(feats, signal, self.config.vision.grid_size, is_video=True)
@@ -146,14 +147,8 @@ class LlavaSTModel(nn.Module):
         """Per sample, the rows to scatter in sequence order: image ``[G*G, D]``;
         video ``[fast; slow]`` (``[slow]`` when the fast stream is not injected)."""
         out: list[torch.Tensor | None] = []
-        for b, (pix, mod) in enumerate(zip(pixel_values, modalities)):
-            if mod is None:
-                if pix is not None:
-                    raise ValueError(f"sample {b}: pixel_values given but modality is None")
-                out.append(None)
-            elif pix is None:
-                raise ValueError(f"sample {b}: modality {mod!r} but no pixel_values")
-            elif mod == "image":
+        for pix, mod in zip(pixel_values, modalities):
+            if mod == "image":
                 out.append(self.get_image_features(pix))
             elif mod == "video":
                 v = self.get_video_features(pix)
@@ -161,7 +156,7 @@ class LlavaSTModel(nn.Module):
                 rows = [v.fast.reshape(-1, d)] if self.config.inject_fast_stream else []
                 out.append(torch.cat(rows + [v.slow.reshape(-1, d)]))
             else:
-                raise ValueError(f"sample {b}: modality must be one of {MODALITIES} or None, got {mod!r}")
+                out.append(None)
         return out
 
     # ------------------------------------------------------------- embedding
@@ -182,7 +177,18 @@ class LlavaSTModel(nn.Module):
             embeds = embeds.masked_scatter(is_bin.unsqueeze(-1), rows)
         return embeds
 
+    @staticmethod
+    def _check_media(pixel_values, modalities) -> None:
+        for b, (pix, mod) in enumerate(zip(pixel_values, modalities)):
+            if mod is not None and mod not in MODALITIES:
+                raise ValueError(f"sample {b}: modality must be one of {MODALITIES} or None, got {mod!r}")
+            if mod is None and pix is not None:
+                raise ValueError(f"sample {b}: pixel_values given but modality is None")
+            if mod is not None and pix is None:
+                raise ValueError(f"sample {b}: modality {mod!r} but no pixel_values")
+
     def _check_runs(self, input_ids: torch.Tensor, pixel_values, modalities) -> dict[str, torch.Tensor]:
+        """Visual-run masks ``[B, L]`` per kind, after checking each sample's slot counts."""
         ids = self.token_ids
         runs = {
             "image": _runs(input_ids, ids.im_start, ids.im_end),
@@ -190,6 +196,8 @@ class LlavaSTModel(nn.Module):
             "slow": _runs(input_ids, ids.slow_vid_start, ids.slow_vid_end),
         }
         counts = {k: r.sum(-1).tolist() for k, r in runs.items()}
+        # features are scattered as [fast; slow] in sequence order, so the fast run must come first
+        fast_first = runs["fast"].long().argmax(-1) < runs["slow"].long().argmax(-1)
         cfg = self.config
         for b, mod in enumerate(modalities):
             frames = 0 if pixel_values[b] is None else int(pixel_values[b].shape[0])
@@ -208,6 +216,8 @@ class LlavaSTModel(nn.Module):
                         f"sample {b}: the sequence has {have} visual slot(s) in {what} runs but the "
                         f"{media} needs {want}"
                     )
+            if mod == "video" and not bool(fast_first[b]):
+                raise ValueError(f"sample {b}: the <slow_vid_start> run comes before the <vid_start> run")
         return runs
 
     def embed_inputs(
@@ -238,6 +248,7 @@ class LlavaSTModel(nn.Module):
             raise ValueError(
                 f"batch of {bsz} sequences but {len(pixel_values)} pixel_values and {len(modalities)} modalities"
             )
+        self._check_media(pixel_values, modalities)
         embeds = self.embed_tokens(input_ids)
 
         runs = self._check_runs(input_ids, pixel_values, modalities)

@@ -34,6 +34,11 @@ from torch.nn import functional as F
 from ..config import LlavaSTConfig
 
 
+def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """Resizes run in float32 for half-precision inputs (as the release does), else as is."""
+    return x.float() if x.element_size() < 4 else x
+
+
 class _MLP(nn.Module):
     """``Linear(D, E) -> GELU (erf) -> Linear(E, E)``."""
 
@@ -111,7 +116,7 @@ class PackerBlock(nn.Module):
         t, p, d = x.shape
         g = grid // factor
         query = F.interpolate(
-            x.reshape(t, grid, grid, d).permute(0, 3, 1, 2).float(), size=(g, g), mode="bilinear", align_corners=False
+            _at_least_float32(x.reshape(t, grid, grid, d).permute(0, 3, 1, 2)), size=(g, g), mode="bilinear", align_corners=False
         )  # [T, D, g, g]
         query = query.permute(0, 2, 3, 1).reshape(t * g * g, d).to(x.dtype)  # [T*g*g, D]
         regions = x.reshape(t, g, factor, g, factor, d).permute(0, 1, 3, 2, 4, 5)  # [T, g, g, f, f, D]
@@ -131,7 +136,7 @@ class PackerBlock(nn.Module):
         if t == 1:
             query = x
         else:
-            query = F.interpolate(x.permute(1, 2, 0).float(), size=slots, mode="linear", align_corners=False)
+            query = F.interpolate(_at_least_float32(x.permute(1, 2, 0)), size=slots, mode="linear", align_corners=False)
             query = query.permute(2, 0, 1).to(x.dtype)  # [S, P, D]
         if t % slots == 0:
             w = t // slots
