@@ -112,8 +112,11 @@ class _StreamIndex:
 def _demux_index(container, stream, source: str) -> _StreamIndex:
     av = _av()
     pts_list, dts_list, key_list, dur_list = [], [], [], []
+    stored = 0  # packets the container holds for the stream, discarded or empty ones included
     try:
         for packet in container.demux(stream):
+            if packet.size or packet.pts is not None or packet.dts is not None:
+                stored += 1
             # Empty packets flush the decoder at the end; discard-flagged ones
             # (before an mp4 edit list's start) are decoded but never shown.
             if packet.size == 0 or packet.is_discard:
@@ -125,6 +128,11 @@ def _demux_index(container, stream, source: str) -> _StreamIndex:
     except av.error.FFmpegError as exc:
         raise CorruptMediaError(f"{source}: reading packets failed after {len(pts_list)} frames ({exc})") from exc
     n = len(pts_list)
+    if stream.frames and stored < stream.frames:
+        # The header's sample table promises more than the file holds.
+        raise CorruptMediaError(
+            f"{source} is truncated: its header lists {stream.frames} video frames but only {stored} could be read"
+        )
     if n == 0:
         raise EmptyVideoError(f"{source} has a video stream but no frames")
     keys = np.flatnonzero(np.array(key_list, dtype=bool))
@@ -228,10 +236,9 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
 def _frame_to_rgb(frame, source: str) -> np.ndarray:
     """Decoded frame -> upright RGB uint8 ``[H, W, 3]``."""
     av = _av()
-    # Full-range ("JPEG") YUV must be expanded as such; FFmpeg's swscale assumes
-    # limited range unless told, which would wash out phone videos.
-    color_range = frame.color_range or None
-    rgb = frame.to_ndarray(format="rgb24", src_color_range=color_range)
+    # PyAV converts with the frame's own colour matrix and range (full-range
+    # phone video included; tests/media check both).
+    rgb = frame.to_ndarray(format="rgb24")
     try:
         matrix = frame.side_data[av.sidedata.sidedata.Type.DISPLAYMATRIX]
     except KeyError:
