@@ -6,12 +6,14 @@ punctuation), then BLEU-1..4 (corpus BLEU), METEOR 1.5, ROUGE-L and CIDEr
 whole set). SPICE is not computed, as in the release. One reference per
 sample.
 
-The toolkit starts Java processes (two tokenizer runs and one METEOR
-server): call :func:`caption_scores` once per set, not once per sample.
+The toolkit starts Java processes (a tokenizer run per call, and one METEOR
+server per process, kept for later calls): call :func:`caption_scores` once
+per set, not once per sample.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 from dataclasses import dataclass
@@ -49,19 +51,18 @@ def caption_scores(references: Sequence[str], hypotheses: Sequence[str]) -> Capt
     from pycocoevalcap.rouge.rouge import Rouge
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
-    gts = {i: [{"caption": str(r)}] for i, r in enumerate(references)}
-    res = {i: [{"caption": str(h)}] for i, h in enumerate(hypotheses)}
-    tokenizer = PTBTokenizer()
+    n = len(references)
+    # one tokenizer run for both sides (the PTB tokenizer reads line by line, so this
+    # equals two runs); keys 0..n-1 are references, n..2n-1 hypotheses
+    both = {i: [{"caption": str(r)}] for i, r in enumerate(references)}
+    both.update({n + i: [{"caption": str(h)}] for i, h in enumerate(hypotheses)})
     # the toolkit prints progress lines; keep our stdout for our own output
     with contextlib.redirect_stdout(io.StringIO()):
-        gts_tok = tokenizer.tokenize(gts)
-        res_tok = tokenizer.tokenize(res)
+        tokens = PTBTokenizer().tokenize(both)
+        gts_tok = {i: tokens[i] for i in range(n)}
+        res_tok = {i: tokens[n + i] for i in range(n)}
         bleu, bleu_each = Bleu(4).compute_score(gts_tok, res_tok, verbose=0)
-        meteor_scorer = Meteor()
-        try:
-            meteor, meteor_each = meteor_scorer.compute_score(gts_tok, res_tok)
-        finally:
-            _close_meteor(meteor_scorer)
+        meteor, meteor_each = _meteor(Meteor).compute_score(gts_tok, res_tok)
         rouge, rouge_each = Rouge().compute_score(gts_tok, res_tok)
         cider, cider_each = Cider().compute_score(gts_tok, res_tok)
     aggregate = {f"Bleu_{n + 1}": float(bleu[n]) for n in range(4)}
@@ -75,6 +76,19 @@ def caption_scores(references: Sequence[str], hypotheses: Sequence[str]) -> Capt
         }
     )
     return CaptionScores(aggregate, per_sample)
+
+
+_METEOR = None
+
+
+def _meteor(cls):
+    """One METEOR server per process: it takes seconds to load its tables and keeps no state between sets."""
+    global _METEOR
+    proc = getattr(_METEOR, "meteor_p", None)
+    if _METEOR is None or proc is None or proc.poll() is not None:
+        _METEOR = cls()
+        atexit.register(_close_meteor, _METEOR)
+    return _METEOR
 
 
 def _close_meteor(scorer) -> None:

@@ -1,0 +1,236 @@
+"""The evaluation runner with a fake deterministic predictor: records, resume, kill, sharding."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from llava_st.cli import main as cli_main
+from llava_st.cli.eval import load_factory
+from llava_st.eval.runner import EvalConfig, run_eval
+from llava_st.eval.shards import DistEnv, dist_env, shard
+from llava_st.eval.store import read_records, shard_path
+
+HERE = Path(__file__).resolve().parent
+FAKE = HERE / "fake_predictor.py"
+REPO = HERE.parents[1]
+N = 16
+
+
+@pytest.fixture
+def stvg_file(tmp_path, files):
+    items = []
+    for i in range(N):
+        s = 4 * i
+        e = s + 20 + 3 * i
+        track = {str(f): [f % 40, 5 + i, 30 + i, 20] for f in range(s, e + 1, 2)}
+        human = "<video>\nFrom <s> to <e>, where is the dog? "  # a phrase is drawn per sample
+        items.append(files.st_item(s=s, e=e, track=track, video=f"v{i}.mp4", human=human))
+    return files.write_json(tmp_path / "stvg.json", items)
+
+
+def config(stvg_file, out, **kw) -> EvalConfig:
+    base = dict(bench="stvg", data=stvg_file, media_root=stvg_file.parent / "sources", out_dir=out, batch_size=3, progress=False)
+    base.update(kw)
+    return EvalConfig(**base)
+
+
+def fake(delay: float = 0.0):
+    return load_factory(f"{FAKE}:make")(delay=str(delay))
+
+
+def report_of(out: Path) -> dict:
+    return json.loads((out / "report.json").read_text())
+
+
+@pytest.fixture
+def reference(stvg_file, tmp_path):
+    """An uninterrupted single-process run."""
+    out = tmp_path / "ref"
+    rep = run_eval(fake(), config(stvg_file, out), DistEnv())
+    return out, rep
+
+
+def test_single_run_records_and_report_equal_score_cli(reference, stvg_file, tmp_path):
+    out, rep = reference
+    assert rep == report_of(out)
+    assert rep["num_scored"] == N and rep["predictions"] == "predictions.jsonl"
+    merged = read_records(out / "predictions.jsonl")
+    assert [r["id"] for r in merged] == list(range(N))
+    first = merged[0]
+    assert {"id", "prompt", "media", "answer", "parsed", "scores", "readable"} <= set(first)
+    assert first["prompt"].startswith("<video>\n") and first["media"]["split"] == [0, 198]
+    answers = [r["answer"] for r in merged]
+    assert any(a.endswith("<|im_end|>") for a in answers) and "I cannot tell." in answers
+    assert 0 < rep["unreadable_answers"] < N
+    assert (out / "report.md").read_text().startswith("# stvg: canonical")
+    # the per-sample scores written during the run are those of the final report
+    assert [r["scores"] for r in merged] == [r["scores"] for r in rep["samples"]]
+    # scoring the merged file from the command line gives the same report
+    cli_out = tmp_path / "cli.json"
+    assert cli_main(["score", "--bench", "stvg", "--data", str(stvg_file), "--predictions", str(out / "predictions.jsonl"), "--out", str(cli_out)]) == 0
+    cli_rep = json.loads(cli_out.read_text())
+    cli_rep["predictions"] = rep["predictions"]
+    assert cli_rep == rep
+
+
+def test_limit_then_resume_asks_only_the_rest(reference, stvg_file, tmp_path):
+    out = tmp_path / "run"
+    p1 = fake()
+    rep5 = run_eval(p1, config(stvg_file, out, limit=5), DistEnv())
+    assert sorted(p1.asked) == [0, 1, 2, 3, 4] and p1.batches == [3, 2] and rep5["num_scored"] == 5
+    p2 = fake()
+    rep = run_eval(p2, config(stvg_file, out, resume=True), DistEnv())
+    assert sorted(p2.asked) == list(range(5, N))
+    assert rep == reference[1]
+
+
+def test_resume_tolerates_a_cut_last_line(reference, stvg_file, tmp_path):
+    out = tmp_path / "run"
+    run_eval(fake(), config(stvg_file, out), DistEnv())
+    own = shard_path(out, 0, 1)
+    lines = own.read_bytes().split(b"\n")[:-1]
+    # keep all but the last two records, and half of the next one without its newline
+    own.write_bytes(b"\n".join(lines[:-2]) + b"\n" + lines[-2][: len(lines[-2]) // 2])
+    p = fake()
+    rep = run_eval(p, config(stvg_file, out, resume=True), DistEnv())
+    assert sorted(p.asked) == sorted(json.loads(line)["id"] for line in lines[-2:])
+    assert rep == reference[1]
+    assert sorted(r["id"] for r in read_records(own)) == list(range(N))
+
+
+def test_folder_checks(reference, stvg_file, tmp_path):
+    out, _ = reference
+    with pytest.raises(RuntimeError, match="pass --resume"):
+        run_eval(fake(), config(stvg_file, out), DistEnv())
+    with pytest.raises(RuntimeError, match="seed"):
+        run_eval(fake(), config(stvg_file, out, resume=True, seed=5), DistEnv())
+    with pytest.raises(RuntimeError, match="mode"):
+        run_eval(fake(), config(stvg_file, out, resume=True, mode="published"), DistEnv())
+    # resuming a finished run asks nothing and gives the same report
+    p = fake()
+    assert run_eval(p, config(stvg_file, out, resume=True), DistEnv()) == reference[1]
+    assert p.asked == []
+
+
+def test_predictor_answer_count_is_checked(stvg_file, tmp_path):
+    class Short:
+        def ask_batch(self, requests):
+            return ["x"] * (len(requests) - 1)
+
+    with pytest.raises(RuntimeError, match="answered 2 for 3 requests"):
+        run_eval(Short(), config(stvg_file, tmp_path / "r"), DistEnv())
+
+
+def test_canonical_prompts_are_seeded_per_sample(stvg_file, tmp_path):
+    a = run_eval(fake(), config(stvg_file, tmp_path / "a", batch_size=1), DistEnv())
+    b = run_eval(fake(), config(stvg_file, tmp_path / "b", batch_size=5), DistEnv())
+    c = run_eval(fake(), config(stvg_file, tmp_path / "c", seed=1), DistEnv())
+    prompts = lambda d: [r["prompt"] for r in read_records(d / "predictions.jsonl")]  # noqa: E731
+    assert prompts(tmp_path / "a") == prompts(tmp_path / "b")
+    assert a == b
+    assert prompts(tmp_path / "a") != prompts(tmp_path / "c")
+    assert c["num_scored"] == N
+
+
+def test_shard_partitions_ids_for_any_world_size():
+    for n in range(0, 23):
+        ids = list(range(100, 100 + n))
+        for world in range(1, 9):
+            parts = [shard(ids, r, world) for r in range(world)]
+            flat = [i for p in parts for i in p]
+            assert sorted(flat) == ids and len(flat) == len(set(flat))
+            assert max(len(p) for p in parts) - min(len(p) for p in parts) <= 1
+
+
+def test_dist_env_reads_launcher_variables():
+    assert dist_env({}) == DistEnv(0, 1, 0)
+    assert dist_env({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}) == DistEnv(3, 4, 1)
+    with pytest.raises(ValueError, match="outside"):
+        dist_env({"RANK": "4", "WORLD_SIZE": "4"})
+    with pytest.raises(ValueError, match="whole number"):
+        dist_env({"WORLD_SIZE": "two"})
+
+
+# ----------------------------------------------------------------- real processes
+
+
+def eval_cmd(stvg_file: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "llava_st", "eval",
+        "--predictor", f"{FAKE}:make",
+        "--bench", "stvg", "--data", str(stvg_file), "--media-root", str(stvg_file.parent / "sources"),
+        "--out", str(out), "--batch-size", "3", "--no-progress", *extra,
+    ]  # fmt: skip
+
+
+def proc_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    env.update(extra)
+    return env
+
+
+def test_kill_mid_run_then_resume_gives_the_same_report(reference, stvg_file, tmp_path):
+    out = tmp_path / "killed"
+    own = shard_path(out, 0, 1)
+    proc = subprocess.Popen(eval_cmd(stvg_file, out, "--predictor-arg", "delay=0.4"), env=proc_env(), cwd=REPO)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if own.exists() and own.read_bytes().count(b"\n") >= 3:
+                break
+            assert proc.poll() is None, "the run ended before it could be killed"
+            time.sleep(0.05)
+        else:
+            pytest.fail("no records appeared within 120 s")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    done = len(read_records(own))
+    assert 3 <= done < N and not (out / "report.json").exists()
+    with own.open("ab") as fh:  # as if the kill had cut a write
+        fh.write(b'{"id": 15, "prompt": "<vid')
+    resumed = subprocess.run(eval_cmd(stvg_file, out, "--resume"), env=proc_env(), cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert report_of(out) == reference[1]
+    assert sorted(r["id"] for r in read_records(own)) == list(range(N))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_sharded_run_equals_one_process(reference, stvg_file, tmp_path):
+    out = tmp_path / "sharded"
+    port = str(free_port())
+    procs = [
+        subprocess.Popen(
+            eval_cmd(stvg_file, out),
+            env=proc_env(RANK=str(r), LOCAL_RANK=str(r), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=port),
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in range(2)
+    ]
+    results = [p.communicate(timeout=300) for p in procs]
+    for p, (_, err) in zip(procs, results):
+        assert p.returncode == 0, err
+    ids = [sorted(r["id"] for r in read_records(shard_path(out, r, 2))) for r in range(2)]
+    assert ids == [list(range(0, N, 2)), list(range(1, N, 2))]
+    assert report_of(out) == reference[1]
+    assert "# stvg: canonical" in results[0][0] and results[1][0] == ""
