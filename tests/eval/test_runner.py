@@ -121,6 +121,21 @@ def test_folder_checks(reference, stvg_file, tmp_path):
     assert p.asked == []
 
 
+def test_published_run_scores_like_the_score_command(stvg_file, tmp_path):
+    out = tmp_path / "pub"
+    rep = run_eval(fake(), config(stvg_file, out, mode="published", limit=6), DistEnv())
+    assert rep["mode"] == "published-compat" and rep["num_scored"] == 6 and "mstiou" in rep["metrics"]
+    answers = {r["id"]: r["answer"] for r in read_records(out / "predictions.jsonl")}
+    from llava_st.eval.benchmarks import get_benchmark
+    from llava_st.eval.scoring import score
+
+    bench = get_benchmark("stvg")
+    again = score(bench, bench.load(stvg_file), answers, "published", limit=6, data=stvg_file, predictions="predictions.jsonl")
+    assert again == rep
+    with pytest.raises(ValueError, match="100 frames"):
+        run_eval(fake(), config(stvg_file, tmp_path / "x", mode="published", num_frames=50), DistEnv())
+
+
 def test_predictor_answer_count_is_checked(stvg_file, tmp_path):
     class Short:
         def ask_batch(self, requests):

@@ -133,6 +133,8 @@ def test_duplicate_keys_and_empty_tracks(tmp_path, files):
     # the later box wins: [10, 10, 20, 30] inside [10, 10, 30, 30] -> 200 / 400
     assert pub["samples"][0]["scores"]["siou"] == pytest.approx(0.5)
     assert pub["samples"][1]["scores"]["siou"] == 0.0 and pub["samples"][1]["scores"]["viou"] == 0.0
+    # sIoU exactly 0.5 is a hit at 0.5 (>=): one of two samples
+    assert (pub["metrics"]["siou@0.5"], pub["metrics"]["siou@0.7"]) == (50.0, 0.0)
     can = score(bench, samples, answers, "canonical")
     assert can["samples"][0]["scores"]["siou"] == 0.0 and "given twice" in can["samples"][0]["problems"][0]
     assert can["samples"][1]["scores"]["siou"] == 1.0 and can["samples"][1]["scores"]["viou"] == 1.0
@@ -239,3 +241,16 @@ def test_elc_answer_format_checked(tmp_path, files):
     with pytest.raises(AnnotationError, match="conversations\\[1\\].value"):
         STAlign("elc").load(path)
     assert json.loads(path.read_text())  # untouched
+
+
+def test_canonical_other_frame_count_maps_keys_through_sampled_frames(tmp_path, files):
+    # T = 50 over [0, 198]: sampled frame i is round(i / 49 * 198); key 5 -> index round(5 / 99 * 49) = 2
+    # -> frame round(2 / 49 * 198) = 8. The truth on frame 10 is no longer on a sampled frame.
+    item = files.st_item(track={"8": [10, 10, 20, 20], "10": [0, 0, 5, 5]})
+    bench = STAlign("svg")
+    samples = bench.load(write(tmp_path, files, "svg", [item]))
+    rec = bench.score_sample(samples[0], "<TEMP-005>:[<WIDTH-005><HEIGHT-010><WIDTH-015><HEIGHT-030>]", "canonical", 50)
+    assert rec["parsed"]["boxes"] == {"2": pytest.approx([10.0, 10.0, 30.0, 30.0])}
+    assert rec["scores"]["siou"] == pytest.approx(1.0) and rec["scores"]["viou"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="100 frames"):
+        score(bench, samples, {0: "x"}, "published", num_frames=50)

@@ -139,6 +139,8 @@ def run_eval(predictor: Predictor, cfg: EvalConfig, env: DistEnv | None = None) 
     check_mode(cfg.mode)
     if cfg.batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {cfg.batch_size}")
+    if cfg.mode == "published" and cfg.num_frames != 100:
+        raise ValueError("published-compatible runs sample 100 frames, as the release; do not change num_frames")
     env = env or dist_env()
     bench = get_benchmark(cfg.bench)
     samples = bench.load(cfg.data)

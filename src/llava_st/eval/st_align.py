@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from ..answers import ParseFailure, find_elc_caption, find_end, find_span, find_track, sampled_frame_ids
+from ..answers import ParseFailure, Timeline, find_elc_caption, find_end, find_span, find_track, sampled_frame_ids
 from . import metrics
 from .base import (
     AnnotationError,
@@ -304,8 +304,7 @@ class STAlign(Benchmark):
         return record
 
     def _score_canonical(self, s: STSample, answer: str, num_frames: int) -> dict:
-        a, b = s.split
-        ids = sampled_frame_ids(a, b, num_frames)
+        tl = Timeline.from_split(s.split, num_frames, s.width, s.height)
         parsed: dict[str, Any] = {}
         problems: list[str] = []
         scores: dict[str, float] = {}
@@ -328,14 +327,15 @@ class STAlign(Benchmark):
                 scores["tiou"] = 0.0
             else:
                 scores["tiou"] = float(metrics.temporal_iou(pred_span, g, zero_hull="one"))
-        # space, per sampled frame index
-        track = find_track(answer, self.task, BINS)
+        # space: per sampled frame index, truth clipped to the frame, prediction in float pixels
+        by_frame = {int(k): box for k, box in s.track.items()}
         gt = {}
-        for i, f in enumerate(ids):
-            box = s.track.get(str(f))
+        for i, f in enumerate(tl.frame_ids or ()):
+            box = by_frame.get(f)
             if box is not None:
                 x1, y1, x2, y2 = _xyxy(box)
                 gt[i] = [min(max(x1, 0.0), s.width), min(max(y1, 0.0), s.height), min(max(x2, 0.0), s.width), min(max(y2, 0.0), s.height)]
+        track = find_track(answer, self.task, BINS, timeline=tl)
         if isinstance(track, ParseFailure):
             problems.append(track.reason)
             parsed["boxes"] = None
@@ -344,11 +344,10 @@ class STAlign(Benchmark):
             pred: dict[int, list[float]] = {}
             conflict = None
             for fr in track.frames:
-                idx = round(fr.key / (BINS - 1) * (num_frames - 1)) if num_frames > 1 else 0
-                box = [fr.box.x1 * s.width, fr.box.y1 * s.height, fr.box.x2 * s.width, fr.box.y2 * s.height]
-                if idx in pred and pred[idx] != box:
-                    conflict = f"track keys name sampled frame {idx} twice with different boxes"
-                pred[idx] = box
+                box = list(fr.box.pixels)  # type: ignore[arg-type]
+                if fr.frame in pred and pred[fr.frame] != box:
+                    conflict = f"track keys name sampled frame {fr.frame} twice with different boxes"
+                pred[fr.frame] = box  # type: ignore[index]
             parsed["boxes"] = {str(k): v for k, v in pred.items()}
             if conflict:
                 problems.append(conflict)
