@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -54,10 +55,17 @@ def _exact(name: str, ours, ref) -> None:
     assert ours.shape == ref.shape and (ours == ref).all(), f"{name}: {ours.tolist()} != reference {ref.tolist()}"
 
 
+# LLAVA_ST_TEST_DEVICE=cuda runs the same comparisons on a GPU (TF32 off: the bounds are float32's).
+DEVICE = os.environ.get("LLAVA_ST_TEST_DEVICE", "cpu")
+if DEVICE.startswith("cuda"):
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
 @pytest.fixture(scope="module")
 def model() -> LlavaSTModel:
     root = parity_dir()
-    m = LlavaSTModel.from_pretrained(root / "model", dtype=torch.float32, attn_implementation="eager")
+    m = LlavaSTModel.from_pretrained(root / "model", dtype=torch.float32, attn_implementation="eager", device=DEVICE)
     assert m.load_report.ok
     return m
 
@@ -112,7 +120,7 @@ def _intermediates(model: LlavaSTModel, case: Case) -> dict[str, torch.Tensor]:
     out.update(full)
     out.update(packer_slow=slow, packer_fast=fast)
     if "frames_sel" in case.ref:
-        sel = torch.from_numpy(case.ref["frames_sel"]).long()
+        sel = torch.from_numpy(case.ref["frames_sel"]).long().to(siglip.device)
         for name, value in full.items():
             out[f"{name}_sel"] = value[sel]
             out[f"{name}_frame_sum"] = value.double().sum(dim=(1, 2))
@@ -139,7 +147,7 @@ def test_case(model: LlavaSTModel, folder: Path) -> None:
                 _close(name, value, ref[name], tol)
                 checked.add(name)
 
-        embeds = model.embed_inputs(**batch)[0]
+        embeds = model.embed_inputs(**batch)[0].cpu()
         if "inputs_embeds" in ref:
             _close("inputs_embeds", embeds, ref["inputs_embeds"], FEATURE)
             checked.add("inputs_embeds")
@@ -158,7 +166,7 @@ def test_case(model: LlavaSTModel, folder: Path) -> None:
             checked.add("width_input_rows")
 
         if case.meta.get("mode") == "inference":
-            logits = model(input_ids=case.input_ids, inputs_embeds=embeds[None]).logits[0]
+            logits = model(input_ids=case.input_ids, inputs_embeds=embeds[None]).logits[0].cpu()
             if "logits" in ref:
                 _close("logits", logits, ref["logits"], LOGITS)
                 checked.add("logits")
@@ -174,7 +182,7 @@ def test_case(model: LlavaSTModel, folder: Path) -> None:
                 assert not gen.get("do_sample", False), "parity generation is greedy"
                 out = model.generate(case.input_ids, inputs_embeds=embeds[None], max_new_tokens=int(gen.get("max_new_tokens", len(ref["gen_ids"]))),
                                      pad_token_id=gen.get("pad_token_id"), return_scores=True)
-                _exact("gen_ids", out.sequences[0], ref["gen_ids"])
+                _exact("gen_ids", out.sequences[0].cpu(), ref["gen_ids"])
                 checked.add("gen_ids")
                 if "gen_scores" in ref:
                     _close("gen_scores", out.scores[0], ref["gen_scores"], LOGITS)
@@ -198,7 +206,7 @@ def test_case(model: LlavaSTModel, folder: Path) -> None:
             _exact("loss_positions", positions, ref["loss_positions"])
             checked.add("loss_positions")
             with torch.no_grad():
-                sup_logits = model.extended_logits(out.hidden_states[0, rows[:, 1]])
+                sup_logits = model.extended_logits(out.hidden_states[0, rows[:, 1].to(model.device)]).cpu()
             _close("shift_logits_supervised", sup_logits, ref["shift_logits_supervised"], LOGITS)
             per_pos = soft_target_cross_entropy(sup_logits, tgt_ids, tgt_w)
             _close("loss_per_position", per_pos, ref["loss_per_position"], LOSS)

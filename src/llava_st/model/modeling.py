@@ -119,7 +119,7 @@ class LlavaSTModel(nn.Module):
     # --------------------------------------------------------------- features
     def encode_frames(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Tower + projector: ``[N, 3, px, px]`` -> ``[N, G*G, D]``."""
-        feats = self.vision_tower(pixel_values.to(self.vision_tower.tower.embeddings.patch_embedding.weight.device))
+        feats = self.vision_tower(pixel_values)
         return self.projector(feats.to(self.projector.fc1.weight.dtype))
 
     def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -242,6 +242,9 @@ class LlavaSTModel(nn.Module):
                 mismatched list lengths.
         """
         bsz = input_ids.shape[0]
+        input_ids = input_ids.to(self.device)
+        if coord_values is not None:
+            coord_values = coord_values.to(self.device)
         pixel_values = list(pixel_values) if pixel_values is not None else [None] * bsz
         modalities = list(modalities) if modalities is not None else [None] * bsz
         if len(pixel_values) != bsz or len(modalities) != bsz:
@@ -330,8 +333,10 @@ class LlavaSTModel(nn.Module):
             raise TypeError(f"unexpected forward arguments: {sorted(unknown)}")
         if inputs_embeds is None:
             inputs_embeds = self.embed_inputs(input_ids, coord_values, pixel_values, modalities)
+        inputs_embeds = inputs_embeds.to(self.device)
         if attention_mask is None:
             attention_mask = torch.ones(inputs_embeds.shape[:2], dtype=torch.long, device=inputs_embeds.device)
+        attention_mask = attention_mask.to(self.device)
         if position_ids is None:
             position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         out = self.language_model(
@@ -344,6 +349,8 @@ class LlavaSTModel(nn.Module):
         hidden = out.last_hidden_state  # [B, L, D]
         result = LlavaSTOutput(hidden_states=hidden, cache=out.cache if use_cache else None)
         if labels is not None:
+            labels = labels.to(self.device)
+            coord_values = None if coord_values is None else coord_values.to(self.device)
             c = self.config.coords
             rows, target_ids, target_w = build_targets(
                 labels, coord_values, self.token_ids, c.num_temporal_bins, c.num_spatial_bins

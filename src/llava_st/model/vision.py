@@ -34,6 +34,6 @@ class VisionTower(nn.Module):
         size = self.config.image_size
         if pixel_values.shape[-2:] != (size, size):
             raise ValueError(f"pixel_values must be {size}x{size}, got {tuple(pixel_values.shape[-2:])}")
-        dtype = self.tower.embeddings.patch_embedding.weight.dtype
-        hidden = self.tower.embeddings(pixel_values.to(dtype))  # [N, G*G, C]
+        weight = self.tower.embeddings.patch_embedding.weight
+        hidden = self.tower.embeddings(pixel_values.to(weight.device, weight.dtype))  # [N, G*G, C]
         return self.tower.encoder(inputs_embeds=hidden).last_hidden_state  # [N, G*G, C]
