@@ -601,6 +601,32 @@ def find_box(text: str, task: str = "rec", num_bins: int = 100, timeline: Timeli
     return ParseFailure(task, text, box) if isinstance(box, str) else box
 
 
+def find_spans(text: str, task: str = "tvg", num_bins: int = 100, timeline: Timeline | None = None) -> tuple[Span, ...] | ParseFailure:
+    """Every ``{s, e}`` span of an answer, in order (empty when there is none)."""
+    tokens = to_token_form(text, num_bins)
+    spans = []
+    for m in _SPAN_RE.finditer(tokens):
+        vals = _values(m.groups(), num_bins)
+        if isinstance(vals, str):
+            return ParseFailure(task, text, vals)
+        if vals[1] < vals[0]:
+            return ParseFailure(task, text, f"span {m.group(0)} ends before it starts")
+        spans.append(_make_span(vals[0], vals[1], timeline))
+    return tuple(spans)
+
+
+def find_boxes(text: str, task: str = "rec", num_bins: int = 100, timeline: Timeline | None = None) -> tuple[Box, ...] | ParseFailure:
+    """Every ``[x1, y1, x2, y2]`` box of an answer, in order, those of ``key: [box]`` pairs included."""
+    tokens = to_token_form(text, num_bins)
+    boxes = []
+    for m in _BOX_RE.finditer(tokens):
+        box = _box_from_match(m.groups(), num_bins, timeline)
+        if isinstance(box, str):
+            return ParseFailure(task, text, box)
+        boxes.append(box)
+    return tuple(boxes)
+
+
 def find_track(text: str, task: str = "stvg", num_bins: int = 100, timeline: Timeline | None = None) -> Track | ParseFailure:
     """Every ``key: [x1, y1, x2, y2]`` pair of an answer, as a track in key order.
 
