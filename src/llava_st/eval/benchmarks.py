@@ -10,8 +10,18 @@ charades-sta       ``charades/test.json``                ``charades/sources``
 stvg / svg / elc   ``st-align/<name>.json``              ``st-align/sources``
 =================  ==================================  ====================
 
-ST-Synth evaluation files have the ST-Align format: score them with
-``--bench stvg|svg|elc --data FILE`` (and ``--media-root`` for a run).
+ST-Synth's evaluation files (written by ``llava-st synth``) use the same
+formats; the ``synth-*`` benchmarks read them with the same readers and
+scoring from a dataset folder given as the data root:
+
+=================  ==================================  ====================
+synth-rec          ``eval/refcoco_style_rec.json``       the dataset folder
+synth-tvg          ``eval/charades_sta_style_tvg.json``  ``videos``
+synth-stvg / -svg  ``eval/st_align_<task>.json``         the dataset folder
+/ -elc
+=================  ==================================  ====================
+
+They have no published numbers.
 """
 
 from __future__ import annotations
@@ -24,11 +34,24 @@ from .charades import CharadesSTA
 from .refcoco import SPLITS, RefCOCO
 from .st_align import STAlign
 
-BENCHMARKS: tuple[str, ...] = ("refcoco", "refcoco+", "refcocog", "charades-sta", "stvg", "svg", "elc")
+#: ST-Synth benchmark -> (released benchmark whose format and scoring it uses, file, media folder).
+SYNTH: dict[str, tuple[str, str, str]] = {
+    "synth-rec": ("refcoco", "eval/refcoco_style_rec.json", "."),
+    "synth-tvg": ("charades-sta", "eval/charades_sta_style_tvg.json", "videos"),
+    "synth-stvg": ("stvg", "eval/st_align_stvg.json", "."),
+    "synth-svg": ("svg", "eval/st_align_svg.json", "."),
+    "synth-elc": ("elc", "eval/st_align_elc.json", "."),
+}
+
+BENCHMARKS: tuple[str, ...] = ("refcoco", "refcoco+", "refcocog", "charades-sta", "stvg", "svg", "elc") + tuple(SYNTH)
 
 
 def get_benchmark(name: str) -> Benchmark:
     """The benchmark called ``name`` (one of :data:`BENCHMARKS`)."""
+    if name in SYNTH:
+        bench = get_benchmark(SYNTH[name][0])
+        bench.name = name  # same reader and scoring, its own name (no published numbers)
+        return bench
     if name in SPLITS:
         return RefCOCO(name)
     if name == "charades-sta":
@@ -45,6 +68,9 @@ def default_paths(name: str, data_root: str | Path, split: str | None = None) ->
         ValueError: a RefCOCO-family benchmark without a valid ``split``.
     """
     root = Path(data_root)
+    if name in SYNTH:
+        _, data, media = SYNTH[name]
+        return root / data, root / media
     if name in SPLITS:
         if split not in SPLITS[name]:
             raise ValueError(f"{name} needs --split, one of {SPLITS[name]}")
@@ -66,4 +92,4 @@ def infer_split(name: str, path: str | Path) -> str | None:
     return None
 
 
-__all__ = ["BENCHMARKS", "default_paths", "get_benchmark", "infer_split"]
+__all__ = ["BENCHMARKS", "SYNTH", "default_paths", "get_benchmark", "infer_split"]
