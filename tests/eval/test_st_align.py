@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from llava_st.coords import release_rewrite
+from llava_st.coords import release_rewrite, to_placeholders
 from llava_st.eval.base import AnnotationError, ReleaseCrash
 from llava_st.eval.scoring import score
 from llava_st.eval.st_align import SPAN_PHRASES, STAlign, read_st_align
@@ -203,6 +203,12 @@ def test_prompt(tmp_path, files):
     assert req.media.path == "/data/st-align/sources/clips/a.mp4"
     zreq = bench.request(samples[1], "canonical", random.Random(3), "/d", 100)
     assert "{<error>}, where is the dog?" in zreq.prompt
+    # the coordinate protocol of the processor reads these prompts
+    _, values = to_placeholders(req.prompt, "INPUT")
+    assert values.temporal_input_locations == [0.101, 0.505]
+    assert values.spatial_width_input_locations == [0.051, 0.202, 0.758, 1.0]
+    assert values.spatial_height_input_locations == [0.202, 0.606, 0.505, 1.0]
+    assert len(to_placeholders(zreq.prompt, "INPUT")[1]) == 0
 
 
 def _mutations():
