@@ -19,7 +19,9 @@ from llava_st.answers import (
     SpatioTemporalGrounding,
     TemporalGrounding,
     Timeline,
+    find_boxes,
     find_elc_caption,
+    find_spans,
     parse_answer,
     sampled_frame_ids,
     to_token_form,
@@ -300,3 +302,14 @@ def test_to_token_form_leaves_other_decimals_and_removes_im_end():
     assert to_token_form("{0.5, 0.123456}<|im_end|>") == "{0.5, 0.123456}"
     # five decimals that are not a bin value stay plain text
     assert to_token_form("{0.12345,0.5}") == "{0.12345,0.5}"
+
+
+def test_find_all_spans_and_boxes():
+    text = "first {<TEMP-010><TEMP-020>} then {0.5, 0.75}; at [0, 0, 0.5, 0.5] and <TEMP-001>:" + box_tokens(1, 2, 3, 4)
+    spans = find_spans(release_rewrite(text))
+    assert [(s.start, s.end) for s in spans] == [(10 / 99, 20 / 99), (0.5, 0.75)]
+    boxes = find_boxes(text)
+    assert [b.xyxy for b in boxes] == [(0.0, 0.0, 0.5, 0.5), (1 / 99, 2 / 99, 3 / 99, 4 / 99)]
+    assert find_spans("nothing") == () and find_boxes("nothing") == ()
+    assert isinstance(find_spans("{0.5, 0.25}"), ParseFailure)
+    assert isinstance(find_boxes("[0.5, 0, 0.25, 1]"), ParseFailure)
