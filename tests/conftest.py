@@ -37,3 +37,44 @@ def parity_root() -> Path:
             f"parity fixtures not found at {root}; set LLAVA_ST_PARITY_DIR to the folder holding model/ and the cases"
         )
     return root
+
+
+def make_tiny_model_dir(folder: Path, num_frames: int = 12, seed: int = 0) -> Path:
+    """A tiny random-weight model folder in the release layout (the ``debug`` config) with
+    the parity fixture's tokenizer, which has the release token layout for V = 529."""
+    import torch
+
+    from llava_st.model import LlavaSTModel
+    from llava_st.processor import LlavaSTProcessor
+    from llava_st.zoo import debug
+
+    torch.manual_seed(seed)
+    model = LlavaSTModel(debug(num_frames=num_frames))
+    model.save_pretrained(folder)
+    tokenizer_source = LlavaSTProcessor.from_pretrained(parity_dir() / "model")
+    LlavaSTProcessor(tokenizer_source.tokenizer, model.config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A saved tiny random model (12 frames, 9x9 patch grid) shared by the tests of a session."""
+    return make_tiny_model_dir(tmp_path_factory.mktemp("tiny-model"))
+
+
+def write_test_video(path: Path, num_frames: int = 30, fps: int = 10, size: tuple[int, int] = (64, 48)) -> Path:
+    """A small H.264 MP4 whose frame i is a flat grey of level 4 * i (so frames can be told apart)."""
+    import av
+    import numpy as np
+
+    w, h = size
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        for i in range(num_frames):
+            img = np.full((h, w, 3), (4 * i) % 256, dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path

@@ -11,6 +11,8 @@ part of a config (checkpoints are loaded from local folders).
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Callable
 
 from .config import CoordConfig, LlavaSTConfig, PackerConfig, TextConfig, VisionConfig
@@ -65,3 +67,31 @@ def get_config(name: str) -> LlavaSTConfig:
         return REGISTRY[name]()
     except KeyError:
         raise KeyError(f"unknown model name {name!r}; known names: {sorted(REGISTRY)}") from None
+
+
+#: Named models with weights: name -> folder (in the release layout). Models we
+#: ship inside the package are registered here with their folder.
+WEIGHTS: dict[str, Callable[[], Path]] = {}
+
+
+def model_path(name_or_path: str | os.PathLike) -> Path:
+    """The folder of a model: an existing local folder, or a name registered in :data:`WEIGHTS`.
+
+    Raises:
+        FileNotFoundError: neither a folder nor a known name (the message lists the names).
+    """
+    path = Path(name_or_path)
+    if path.is_dir():
+        return path
+    key = str(name_or_path)
+    if key in WEIGHTS:
+        folder = WEIGHTS[key]()
+        if not folder.is_dir():
+            raise FileNotFoundError(f"model {key!r} should be at {folder}, which does not exist")
+        return folder
+    known = ", ".join(sorted(WEIGHTS)) or "none yet"
+    hint = " (that name is a configuration without weights)" if key in REGISTRY else ""
+    raise FileNotFoundError(
+        f"no model folder {str(name_or_path)!r}{hint}; give a local folder in the release layout "
+        f"(config.json, weights, tokenizer) or a registered model name ({known})"
+    )
