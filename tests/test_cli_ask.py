@@ -1,0 +1,92 @@
+"""``llava-st ask`` as a shell user runs it: output, JSON schema, pictures, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import write_test_video
+from llava_st.cli import main
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("cli")
+    image = d / "photo.png"
+    Image.fromarray(np.full((40, 80, 3), 90, dtype=np.uint8)).save(image)
+    return {"video": write_test_video(d / "clip.mp4"), "image": image, "dir": d}
+
+
+def _ask(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(["ask", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_json_output_follows_the_schema(tiny_model_dir, files, capsys) -> None:
+    code, out, err = _ask(capsys, "--model", str(tiny_model_dir), "--video", str(files["video"]), "--task", "tvg",
+                          "--max-new-tokens", "5", "--json", "When does it get bright?")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["task"] == "tvg" and data["question"] == "When does it get bright?"
+    assert isinstance(data["answer"], str) and 1 <= data["num_tokens"] <= 5
+    media = data["media"]
+    assert media["kind"] == "video" and media["width"] == 64 and media["height"] == 48
+    assert len(media["timestamps"]) == len(media["frame_ids"]) == 12
+    for key in ("spans", "boxes", "track", "events", "failures"):
+        assert isinstance(data[key], list)
+    assert data["result"]["type"] in ("TemporalGrounding", "ParseFailure")
+    assert "loading model" in err and "answered in" in err
+
+
+def test_text_output_and_picture(tiny_model_dir, files, capsys) -> None:
+    out_png = files["dir"] / "answer.png"
+    code, out, err = _ask(capsys, "--model", str(tiny_model_dir), "--image", str(files["image"]), "--task", "rec",
+                          "--max-new-tokens", "4", "--viz", str(out_png), "--quiet", "Where is it?")
+    assert code == 0, err
+    assert out.strip() and err == ""
+    assert out_png.is_file() and Image.open(out_png).size[0] > 0
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--video", "missing.mp4", "q"], "media file not found"),
+        (["--image", "{image}", "   "], "question is empty"),
+        (["--image", "{image}", "--start", "1", "--end", "2", "q"], "apply to --video only"),
+        (["--video", "{video}", "--start", "1", "q"], "give both --start and --end"),
+        (["--video", "{video}", "--start", "1", "--end", "99", "q"], "outside"),
+        (["--image", "{bad}", "q"], "bad.png"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message(tiny_model_dir, files, capsys, args, message) -> None:
+    bad = files["dir"] / "bad.png"
+    bad.write_bytes(b"not an image")
+    args = [a.format(image=files["image"], video=files["video"], bad=bad) for a in args]
+    code, out, err = _ask(capsys, "--model", str(tiny_model_dir), "--quiet", *args)
+    assert code == 2 and out == ""
+    assert message in err and err.startswith("llava-st ask:")
+
+
+def test_missing_model_and_usage_errors(files, capsys) -> None:
+    code, _, err = _ask(capsys, "--model", str(files["dir"] / "nomodel"), "--image", str(files["image"]), "q")
+    assert code == 2 and "registered model name" in err
+    with pytest.raises(SystemExit) as exc:
+        main(["ask", "--image", str(files["image"]), "q"])  # no --model
+    assert exc.value.code == 2
+
+
+def test_console_script_runs(tiny_model_dir, files) -> None:
+    proc = subprocess.run([sys.executable, "-m", "llava_st", "ask", "--model", str(tiny_model_dir), "--image",
+                           str(files["image"]), "--max-new-tokens", "2", "--json", "--quiet", "What?"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["media"]["kind"] == "image"
+    proc = subprocess.run([sys.executable, "-m", "llava_st"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "ask" in proc.stdout
