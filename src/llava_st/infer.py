@@ -311,7 +311,8 @@ class Request:
     """One question about one media item; media options as in :func:`load_media`.
 
     ``elc_start``: the normalised start time given in an ELC prompt, so the
-    answer's span is ``[start, end]``.
+    answer's span is ``[start, end]``. ``num_frames``: frames to sample from a
+    video (default: the model's ``num_frames``).
     """
 
     media: Any
@@ -322,6 +323,7 @@ class Request:
     fps: float | None = None
     kind: Literal["image", "video"] | None = None
     elc_start: float | None = None
+    num_frames: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.question, str) or not self.question.strip():
@@ -480,7 +482,7 @@ class LlavaST:
 
     def _prepare(self, req: Request):
         """Load the media and encode the prompt (runs in a worker thread)."""
-        media = load_media(req.media, self.num_frames, kind=req.kind, frame_range=req.frame_range,
+        media = load_media(req.media, req.num_frames or self.num_frames, kind=req.kind, frame_range=req.frame_range,
                            time_range=req.time_range, fps=req.fps)
         tag = IMAGE_TAG if media.kind == "image" else VIDEO_TAG
         prompt = req.question if (IMAGE_TAG in req.question or VIDEO_TAG in req.question) else f"{tag}\n{req.question}"

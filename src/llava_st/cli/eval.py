@@ -1,6 +1,8 @@
 """``llava-st eval``: run a predictor on a benchmark, sharded and resumable, and score it.
 
-The model is reached through a predictor factory named by ``--predictor``
+By default the model is the LLaVA-ST checkpoint named by ``--model``
+(:mod:`llava_st.eval.predictor`; ``--predictor-arg device=cuda dtype=bfloat16``).
+Any other model is reached through a predictor factory named by ``--predictor``
 (``package.module:function`` or ``path/to/file.py:function``): it is called
 with ``model=`` the ``--model`` value (when given) and every
 ``--predictor-arg KEY=VALUE`` as keyword arguments, and returns an object with
@@ -8,7 +10,7 @@ with ``model=`` the ``--model`` value (when given) and every
 
 Example (two GPUs)::
 
-    torchrun --nproc-per-node 2 -m llava_st.cli eval --predictor my_pkg.models:load --model ./ckpt \\
+    torchrun --nproc-per-node 2 -m llava_st eval --model ./ckpt --predictor-arg device=cuda \\
         --bench charades-sta --data-root data/benchmarks --out runs/charades
 
 Writes per-rank records, ``predictions.jsonl``, ``report.json`` and ``report.md``
@@ -28,6 +30,8 @@ from ..eval.base import AnnotationError, ReleaseCrash
 from ..eval.benchmarks import BENCHMARKS, default_paths, infer_split
 from ..eval.report import markdown
 from ..eval.runner import EvalConfig, Predictor, run_eval
+
+BUILTIN_PREDICTOR = "llava_st.eval.predictor:load"
 from ..eval.shards import dist_env
 from ..eval.store import StoreError
 
@@ -35,8 +39,9 @@ from ..eval.store import StoreError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--predictor",
-        required=True,
-        help="predictor factory: package.module:function or path/to/file.py:function",
+        default=BUILTIN_PREDICTOR,
+        help="predictor factory: package.module:function or path/to/file.py:function "
+        f"(default {BUILTIN_PREDICTOR}: the LLaVA-ST model named by --model)",
     )
     parser.add_argument("--model", default=None, help="model name or folder, passed to the factory as model=")
     parser.add_argument(
@@ -106,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
         options = _options(args.predictor_arg)
         if args.model is not None:
             options["model"] = args.model
+        elif args.predictor == BUILTIN_PREDICTOR:
+            raise ValueError("give --model (a model folder or name), or a --predictor of your own")
         predictor = load_factory(args.predictor)(**options)
         if not isinstance(predictor, Predictor):
             raise ValueError(f"--predictor returned {type(predictor).__name__}, which has no ask_batch(requests)")
@@ -124,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
         )
         report = run_eval(predictor, cfg, dist_env())
-    except (AnnotationError, ReleaseCrash, StoreError, RuntimeError, ValueError) as exc:
+    except (AnnotationError, ReleaseCrash, StoreError, RuntimeError, ValueError, OSError) as exc:
         print(f"llava-st eval: {exc}", file=sys.stderr)
         return 1
     if report is not None:
