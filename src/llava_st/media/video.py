@@ -12,7 +12,9 @@ Reading happens in two passes over the file:
    seek to the last keyframe at or before it and decode forward until the
    decoder outputs that pts. When the next wanted frame's keyframe has already
    been fed to the decoder (same GOP, or close behind), keep decoding instead
-   of seeking again. Only wanted frames are converted to RGB.
+   of seeking again. Frames that no other frame references (most B-frames)
+   are skipped by the decoder unless they are wanted, and only wanted frames
+   are converted to RGB.
 
 Streams whose packets carry no usable timestamps (raw elementary streams such
 as ``.h264``, or duplicate pts) cannot be indexed by time; they are decoded
@@ -258,18 +260,26 @@ class _SeekingDecoder:
     timestamp kind that worked is tried first next time.
     """
 
-    def __init__(self, container, stream, index: _StreamIndex, source: str):
+    def __init__(self, container, stream, index: _StreamIndex, source: str, wanted: np.ndarray):
         self._container, self._stream, self._index, self._source = container, stream, index, source
+        self._wanted_pts = set(index.pts[wanted].tolist())
         self._frames = None  # decoded-frame generator since the last seek
         self._fed_upto = -1  # decode position of the last packet given to the decoder
         self._use_dts_first = False
 
     def _decoded(self):
         av = _av()
+        context = self._stream.codec_context
         try:
             for packet in self._container.demux(self._stream):
                 if packet.pts is not None:
                     self._fed_upto = max(self._fed_upto, self._index.pos_by_pts.get(packet.pts, -1))
+                # A frame nothing references and nobody wants need not be decoded:
+                # the decoder checks this setting per frame (H.264/HEVC nal_ref_idc,
+                # MPEG B-frames, VP9 refresh flags); codecs without the notion ignore it.
+                skip = "DEFAULT" if packet.pts in self._wanted_pts else "NONREF"
+                if context.skip_frame != skip:
+                    context.skip_frame = skip
                 yield from packet.decode()
         except av.error.FFmpegError as exc:
             raise CorruptMediaError(f"{self._source}: decoding failed ({exc})") from exc
@@ -355,6 +365,24 @@ def _decode_sequential(path: str | os.PathLike, wanted: np.ndarray, source: str)
     raise CorruptMediaError(f"{source}: the stream ended after {position} decoded frames, before frame {last}")
 
 
+def _gather(decoded, wanted: np.ndarray, indices: np.ndarray, source: str) -> np.ndarray:
+    """Write each decoded frame (in ``wanted`` order) into every slot of ``indices`` (sorted)
+    that names it -> uint8 ``[T, H, W, 3]``, without holding a second copy of the frames."""
+    frames = None
+    starts = np.searchsorted(indices, wanted, side="left")
+    stops = np.searchsorted(indices, wanted, side="right")
+    for i, start, stop, frame in zip(wanted, starts, stops, decoded):
+        if frames is None:
+            frames = np.empty((len(indices),) + frame.shape, dtype=np.uint8)
+        elif frame.shape != frames.shape[1:]:
+            raise UnsupportedMediaError(
+                f"{source}: frame {int(i)} is {frame.shape[1]}x{frame.shape[0]} but earlier sampled frames are "
+                f"{frames.shape[2]}x{frames.shape[1]} (the resolution changes mid-stream)"
+            )
+        frames[start:stop] = frame
+    return frames
+
+
 def load_video(
     path: str | os.PathLike,
     num_frames: int,
@@ -388,17 +416,13 @@ def load_video(
         indices = sample_frame_indices(a, b, t)
         wanted = np.unique(indices)  # ascending, each frame decoded once
         if index.timed:
-            decoder = _SeekingDecoder(container, stream, index, source)
-            decoded = {int(i): decoder.frame(int(i)) for i in wanted}
+            decoder = _SeekingDecoder(container, stream, index, source, wanted)
+            decoded = (decoder.frame(int(i)) for i in wanted)
+            frames = _gather(decoded, wanted, indices, source)
     if not index.timed:
-        decoded = _decode_sequential(path, wanted, source)
-    shapes = {f.shape for f in decoded.values()}
-    if len(shapes) != 1:
-        raise UnsupportedMediaError(f"{source}: the sampled frames differ in size ({sorted(shapes)})")
-    height, width, _ = shapes.pop()
-    frames = np.empty((t, height, width, 3), dtype=np.uint8)
-    for slot, i in enumerate(indices):
-        frames[slot] = decoded[int(i)]
+        decoded_by_index = _decode_sequential(path, wanted, source)
+        frames = _gather((decoded_by_index[int(i)] for i in wanted), wanted, indices, source)
+    height, width = frames.shape[1:3]
     return VideoClip(
         frames=frames, indices=indices, timestamps=info.timestamps[indices], frame_range=(a, b), fps=info.fps,
         duration=info.duration, total_frames=info.num_frames, width=width, height=height, path=source,
