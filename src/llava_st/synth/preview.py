@@ -27,15 +27,22 @@ def _decode(path: Path, wanted: list[int]) -> dict[int, np.ndarray]:
     return out
 
 
+#: Small frames are enlarged (nearest neighbour) to at least this height, so labels stay readable.
+MIN_CELL_HEIGHT = 200
+
+
 def _annotate(rgb: np.ndarray, objects: list[dict], frame: int, title: str) -> Image.Image:
     img = Image.fromarray(rgb).convert("RGB")
+    k = max(1, -(-MIN_CELL_HEIGHT // img.height))  # integer zoom
+    if k > 1:
+        img = img.resize((img.width * k, img.height * k), Image.NEAREST)
     draw = ImageDraw.Draw(img)
     for obj in objects:
         box = obj["boxes_xyxy"][frame]
         if box is None:
             continue
         colour = BOX_COLOURS[obj["index"] % len(BOX_COLOURS)]
-        x1, y1, x2, y2 = box
+        x1, y1, x2, y2 = (v * k for v in box)
         draw.rectangle((x1, y1, x2 - 1, y2 - 1), outline=colour, width=1)
         draw.text((x1 + 1, max(0, y1 - 11)), obj["phrase"].removeprefix("the "), fill=colour)
     draw.text((3, 3), title, fill=(255, 255, 255))
