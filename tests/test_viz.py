@@ -690,3 +690,12 @@ def test_video_output_rate_follows_fps(source_video, tmp_path):
         stream = c.streams.video[0]
         assert stream.average_rate == 25
         assert len([f for f in c.decode(stream)]) == N_SRC
+
+
+def test_importing_viz_needs_neither_matplotlib_nor_pyav():
+    import subprocess
+    import sys
+
+    code = "import sys, llava_st.viz; print(sorted(m for m in ('matplotlib', 'av') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
