@@ -141,6 +141,8 @@ def test_visual_slot_mismatch_names_both_counts() -> None:
         model.embed_inputs(img_seq[None], img_vals[None], [None], [None])
     with pytest.raises(ValueError, match="modality 'image' but no pixel_values"):
         model.embed_inputs(img_seq[None], img_vals[None], [None], ["image"])
+    with pytest.raises(ValueError, match=r"image pixel_values must be \[1, 3, H, W\]"):
+        model.embed_inputs(img_seq[None], img_vals[None], [torch.cat([img, img])], ["image"])
     with pytest.raises(ValueError, match="modality must be one of"):
         model.embed_inputs(img_seq[None], img_vals[None], [img], ["picture"])
 

@@ -114,23 +114,24 @@ def add_lape(
 ) -> torch.Tensor:
     """Add LAPE to projected features.
 
-    Notation: ``T`` frames (1 for an image), ``G`` grid side, ``D`` width.
+    Notation: ``T`` frames (1 for an image), ``G`` grid side, ``D`` width; any
+    leading dimensions (e.g. a batch of clips ``B``) are kept.
 
     Args:
-        features: ``[T, G*G, D]`` projector output, patches row-major.
+        features: ``[..., T, G*G, D]`` projector output, patches row-major.
         signal: ``(P[t], P[h], P[w])`` from :meth:`CoordinateTables.lape_signal`.
         grid: ``G``.
         is_video: frame ``t`` of a video gets the time row for ``t`` (the time
             table resampled to ``T`` rows when ``T != n_t``); an image gets row 0.
 
     Returns:
-        ``[T, G*G, D]``: ``feature[t, G*r + c] + H[r] + W[c] + Tm[t]``, summed in that order.
+        ``[..., T, G*G, D]``: ``feature[t, G*r + c] + H[r] + W[c] + Tm[t]``, summed in that order.
     """
     p_t, p_h, p_w = signal
-    frames = features.shape[0]
+    frames, _, dim = features.shape[-3:]
     rows = resize_rows(p_h, grid)  # [G, D]
     cols = resize_rows(p_w, grid)  # [G, D]
     times = resize_rows(p_t, frames) if is_video else p_t[:1]  # [T, D]
-    x = features.reshape(frames, grid, grid, -1)  # [T, G, G, D]
-    x = x + rows[None, :, None, :] + cols[None, None, :, :] + times[:, None, None, :]
-    return x.reshape(frames, grid * grid, -1)  # [T, G*G, D]
+    x = features.reshape(*features.shape[:-2], grid, grid, dim)  # [..., T, G, G, D]
+    x = x + rows[:, None, :] + cols[None, :, :] + times[:, None, None, :]
+    return x.reshape(features.shape)  # [..., T, G*G, D]

@@ -99,6 +99,7 @@ class LlavaSTModel(nn.Module):
         else:
             self.image_newline = None
         self.use_ntp: bool | None = None  # None: NTP exactly in training mode
+        self.vision_batch_frames = 256  # frames per tower call
 
     # ----------------------------------------------------------------- basics
     @property
@@ -118,45 +119,64 @@ class LlavaSTModel(nn.Module):
 
     # --------------------------------------------------------------- features
     def encode_frames(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Tower + projector: ``[N, 3, px, px]`` -> ``[N, G*G, D]``."""
-        feats = self.vision_tower(pixel_values)
-        return self.projector(feats.to(self.projector.fc1.weight.dtype))
+        """Tower + projector: ``[N, 3, px, px]`` -> ``[N, G*G, D]``, at most
+        :attr:`vision_batch_frames` frames per tower call (bounds activation memory)."""
+        chunks = [
+            self.projector(self.vision_tower(chunk).to(self.projector.fc1.weight.dtype))
+            for chunk in pixel_values.split(self.vision_batch_frames)
+        ]
+        return chunks[0] if len(chunks) == 1 else torch.cat(chunks)
 
     def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """One image ``[1, 3, px, px]`` -> ``[G*G, D]`` (projected + LAPE; images are not packed)."""
-        if pixel_values.dim() != 4 or pixel_values.shape[0] != 1:
-            raise ValueError(f"an image must be pixel_values [1, 3, H, W], got {tuple(pixel_values.shape)}")
-        feats = self.encode_frames(pixel_values)  # [1, G*G, D]
+        """``N`` images ``[N, 3, px, px]`` -> ``[N, G*G, D]`` (projected + LAPE; images are not packed)."""
+        if pixel_values.dim() != 4:
+            raise ValueError(f"images must be pixel_values [N, 3, H, W], got {tuple(pixel_values.shape)}")
+        feats = self.encode_frames(pixel_values)  # [N, G*G, D]
         signal = self.coord_tables.lape_signal(self._ntp())
-        return add_lape(feats, signal, self.config.vision.grid_size, is_video=False)[0]
+        # each image is its own one-frame clip: [N, 1, G*G, D]
+        return add_lape(feats[:, None], signal, self.config.vision.grid_size, is_video=False)[:, 0]
 
     def get_video_features(self, pixel_values: torch.Tensor) -> VideoFeatures:
-        """One video ``[T, 3, px, px]`` -> :class:`VideoFeatures` (spatial, slow, fast streams)."""
-        if pixel_values.dim() != 4:
+        """One video ``[T, 3, px, px]`` -> :class:`VideoFeatures` (spatial, slow, fast streams),
+        or ``B`` videos of equal length ``[B, T, 3, px, px]`` -> the same with a leading ``B``."""
+        if pixel_values.dim() == 4:
+            v = self.get_video_features(pixel_values[None])
+            return VideoFeatures(spatial=v.spatial[0], slow=v.slow[0], fast=v.fast[0])
+        if pixel_values.dim() != 5:
             raise ValueError(f"a video must be pixel_values [T, 3, H, W], got {tuple(pixel_values.shape)}")
-        self.config.check_video_frames(pixel_values.shape[0])
-        feats = self.encode_frames(pixel_values)  # [T, G*G, D]
+        b, t = pixel_values.shape[:2]
+        self.config.check_video_frames(t)
+        feats = self.encode_frames(pixel_values.flatten(0, 1))  # [B*T, G*G, D]
         signal = self.coord_tables.lape_signal(self._ntp())
-        feats = add_lape(feats, signal, self.config.vision.grid_size, is_video=True)
-        spatial, slow, fast = self.packer(feats)
+        feats = add_lape(feats.reshape(b, t, *feats.shape[1:]), signal, self.config.vision.grid_size, is_video=True)
+        spatial, slow, fast = self.packer(feats)  # [B, T, g*g, D], [B, S, g*g, D], [B, T, f*f, D]
         return VideoFeatures(spatial=spatial, slow=slow, fast=fast)
 
     def _visual_features(
         self, pixel_values: Sequence[torch.Tensor | None], modalities: Sequence[str | None]
     ) -> list[torch.Tensor | None]:
         """Per sample, the rows to scatter in sequence order: image ``[G*G, D]``;
-        video ``[fast; slow]`` (``[slow]`` when the fast stream is not injected)."""
-        out: list[torch.Tensor | None] = []
-        for pix, mod in zip(pixel_values, modalities):
+        video ``[fast; slow]`` (``[slow]`` when the fast stream is not injected).
+
+        All images of the batch go through the tower together, and so do all
+        videos with the same frame count (one call per block of the packer).
+        """
+        out: list[torch.Tensor | None] = [None] * len(modalities)
+        groups: dict[tuple[str, int], list[int]] = {}
+        for b, (pix, mod) in enumerate(zip(pixel_values, modalities)):
+            if mod is not None:
+                groups.setdefault((mod, 1 if mod == "image" else int(pix.shape[0])), []).append(b)
+        for (mod, _), members in groups.items():
             if mod == "image":
-                out.append(self.get_image_features(pix))
-            elif mod == "video":
-                v = self.get_video_features(pix)
-                d = v.slow.shape[-1]
-                rows = [v.fast.reshape(-1, d)] if self.config.inject_fast_stream else []
-                out.append(torch.cat(rows + [v.slow.reshape(-1, d)]))
-            else:
-                out.append(None)
+                feats = self.get_image_features(torch.cat([pixel_values[b] for b in members]))
+                for i, b in enumerate(members):
+                    out[b] = feats[i]
+                continue
+            v = self.get_video_features(torch.stack([pixel_values[b] for b in members]))
+            d = v.slow.shape[-1]
+            for i, b in enumerate(members):
+                rows = [v.fast[i].reshape(-1, d)] if self.config.inject_fast_stream else []
+                out[b] = torch.cat(rows + [v.slow[i].reshape(-1, d)])
         return out
 
     # ------------------------------------------------------------- embedding
@@ -186,6 +206,9 @@ class LlavaSTModel(nn.Module):
                 raise ValueError(f"sample {b}: pixel_values given but modality is None")
             if mod is not None and pix is None:
                 raise ValueError(f"sample {b}: modality {mod!r} but no pixel_values")
+            if pix is not None and (pix.dim() != 4 or (mod == "image" and pix.shape[0] != 1)):
+                want = "[1, 3, H, W]" if mod == "image" else "[T, 3, H, W]"
+                raise ValueError(f"sample {b}: {mod} pixel_values must be {want}, got {tuple(pix.shape)}")
 
     def _check_runs(self, input_ids: torch.Tensor, pixel_values, modalities) -> dict[str, torch.Tensor]:
         """Visual-run masks ``[B, L]`` per kind, after checking each sample's slot counts."""

@@ -175,12 +175,23 @@ class SpatialTemporalPacker(nn.Module):
         return max(1, frames // self.temporal_window)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``[T, G*G, D]`` (LAPE applied) -> ``(spatial [T, g*g, D], slow [S, g*g, D], fast [T, (g/ff)^2, D])``."""
+        """``[B, T, G*G, D]`` clips (LAPE applied) -> ``(spatial [B, T, g*g, D], slow [B, S, g*g, D],
+        fast [B, T, (g/ff)^2, D])``. A single clip ``[T, G*G, D]`` gives the same without ``B``.
+
+        Frames are independent in the spatial and fast blocks, and spatial
+        positions are independent in the slow block, so a batch of clips with
+        the same ``T`` runs as one call of each block.
+        """
+        if x.dim() == 3:
+            return tuple(t[0] for t in self.forward(x[None]))
+        b, t, _, d = x.shape
         g = self.grid // self.spatial_factor
-        packed = self.spatial.spatial(x, self.grid, self.spatial_factor)  # [T, g*g, D]
-        slow = self.slow.temporal(packed, self.num_slots(x.shape[0]))  # [S, g*g, D]
-        fast = self.fast.spatial(packed, g, self.fast_factor)  # [T, (g/ff)^2, D]
-        return packed, slow, fast
+        packed = self.spatial.spatial(x.reshape(b * t, -1, d), self.grid, self.spatial_factor)  # [B*T, g*g, D]
+        fast = self.fast.spatial(packed, g, self.fast_factor)  # [B*T, f*f, D]
+        per_time = packed.reshape(b, t, g * g, d).transpose(0, 1).reshape(t, b * g * g, d)  # [T, B*g*g, D]
+        slots = self.num_slots(t)
+        slow = self.slow.temporal(per_time, slots).reshape(slots, b, g * g, d).transpose(0, 1)  # [B, S, g*g, D]
+        return packed.reshape(b, t, g * g, d), slow, fast.reshape(b, t, -1, d)
 
 
 __all__ = ["PackerBlock", "RegionAttention", "SpatialTemporalPacker"]
