@@ -22,6 +22,18 @@ def test_cli_writes_a_dataset_and_a_summary(tmp_path, capsys):
     assert (out / "preview.png").is_file() and len(list((out / "videos").glob("*.mp4"))) == 2
 
 
+def test_cli_difficulty_options_reach_the_scenes(tmp_path, capsys):
+    out = tmp_path / "ds"
+    args = ["--difficulty", "easy", "--distractors", "2", "--size-scale", "0.9", "--speed-scale", "2", "--no-preview"]
+    assert main(["synth", "--out", str(out), *SMALL, *args]) == 0
+    d = json.loads((out / "manifest.json").read_text())["config"]["difficulty"]
+    assert d["name"] == "easy+custom" and d["distractors"] == [2, 2] and d["size_scale"] == 0.9
+    assert d["speed"] == [0.012, 0.028]
+    for line in (out / "ground_truth/videos.jsonl").read_text().splitlines():
+        roles = [o["role"] for o in json.loads(line)["objects"]]
+        assert roles.count("distractor") == 2
+
+
 def test_cli_refuses_a_non_empty_folder_unless_overwrite(tmp_path, capsys):
     out = tmp_path / "ds"
     assert main(["synth", "--out", str(out), *SMALL, "--no-preview"]) == 0
@@ -48,6 +60,8 @@ def test_cli_never_deletes_foreign_files(tmp_path, capsys):
         (["--width", "40", "--height", "40"], "too small"),
         (["--frames", "8"], "too short"),
         (["--videos", "0", "--images", "0"], "nothing to generate"),
+        (["--size-scale", "5"], "size_scale"),
+        (["--distractors", "9"], "distractors"),
     ],
 )
 def test_cli_reports_impossible_settings(tmp_path, capsys, args, message):

@@ -46,6 +46,16 @@ def _fps(text: str) -> float:
     return value
 
 
+def _scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive factor, got {value}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="dataset folder to write (must be empty unless --overwrite)")
     parser.add_argument("--seed", type=_count, default=0, help="random seed (same seed -> identical annotation files)")
@@ -53,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--videos", type=_count, help="number of videos (default: the preset's)")
     parser.add_argument("--images", type=_count, help="number of images (default: the preset's)")
     parser.add_argument("--difficulty", choices=sorted(DIFFICULTIES), help="clutter, size, speed, occlusion, pans")
+    parser.add_argument("--distractors", type=_count, help="distractors per scene (overrides the difficulty's range)")
+    parser.add_argument("--size-scale", type=_scale, help="multiply every object size (difficulty's value by default)")
+    parser.add_argument("--speed-scale", type=_scale, help="multiply the difficulty's speed range")
     size = parser.add_argument_group("sizes (default: the preset's)")
     size.add_argument("--width", type=_positive, help="video width in pixels (even)")
     size.add_argument("--height", type=_positive, help="video height in pixels (even)")
@@ -95,13 +108,23 @@ def build_config(args: argparse.Namespace) -> SynthConfig:
             height=args.image_height if args.image_height is not None else image.height,
         )
     split = base.split if args.test_fraction is None else replace(base.split, test_fraction=args.test_fraction)
+    difficulty = base.difficulty if args.difficulty is None else DIFFICULTIES[args.difficulty]
+    tweaks: dict = {}
+    if args.distractors is not None:
+        tweaks["distractors"] = (args.distractors, args.distractors)
+    if args.size_scale is not None:
+        tweaks["size_scale"] = args.size_scale
+    if args.speed_scale is not None:
+        tweaks["speed"] = tuple(v * args.speed_scale for v in difficulty.speed)
+    if tweaks:
+        difficulty = replace(difficulty, name=difficulty.name + "+custom", **tweaks)
     return base.replace(
         seed=args.seed,
         num_videos=base.num_videos if args.videos is None else args.videos,
         num_images=base.num_images if args.images is None else args.images,
         video=video,
         image=image,
-        difficulty=base.difficulty if args.difficulty is None else DIFFICULTIES[args.difficulty],
+        difficulty=difficulty,
         split=split,
     )
 

@@ -10,7 +10,7 @@ written, with a message naming the field.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .vocab import BACKGROUND_KINDS, DEFAULT_COLOURS, DEFAULT_SIZES, SHAPES, Colour, SizeClass
@@ -395,7 +395,3 @@ def difficulty(name: str) -> Difficulty:
     if name not in DIFFICULTIES:
         raise ConfigError(f"unknown difficulty {name!r}; choose one of {sorted(DIFFICULTIES)}")
     return DIFFICULTIES[name]
-
-
-def field_names(cls) -> list[str]:
-    return [f.name for f in fields(cls)]

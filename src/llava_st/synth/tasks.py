@@ -71,7 +71,7 @@ class Choice:
     """
 
     task: str
-    object: int
+    object: int | None  # None: about the whole video (DVC, captions)
     start: int
     end: int
     split: tuple[int, int]
@@ -207,6 +207,7 @@ class VideoBuilder:
 
     def track_pairs(self, choice: Choice) -> list[str]:
         """``<t..>: [x1, y1, x2, y2]`` for sampled frames inside the span where the object is visible."""
+        assert choice.object is not None
         W, H = self.scene.width, self.scene.height
         out = []
         for i in range(choice.span[0], choice.span[1] + 1, self.config.tasks.box_stride):
@@ -228,8 +229,9 @@ class VideoBuilder:
             "source": SOURCE,
             "subset": self.scene.split,
             "scene": self.item.name,
-            "object": choice.object,
         }
+        if choice.object is not None:
+            m["object"] = choice.object
         if choice.event is not None:
             m["event"] = choice.event
         m.update(
@@ -264,8 +266,7 @@ class VideoBuilder:
             if span is None or span[1] - span[0] < 2:
                 raise NoSample(f"event {k} covers fewer than three sampled frames")
             parts.append(f"{span_text(self.time(span[0]), self.time(span[1]))}, {ev.caption}.")
-        first = self.item.events[ordered[0]]
-        c = Choice("dvc", first.object, 0, self.F - 1, (0, self.F - 1), indices, (0, self.T - 1))
+        c = Choice("dvc", None, 0, self.F - 1, (0, self.F - 1), indices, (0, self.T - 1))
         return self.sample(c, n, lang.pick(self.rng, lang.DVC_TEMPLATES), " ".join(parts)), c
 
     def stvg(self, n: int, event: int) -> tuple[dict, Choice]:
@@ -297,7 +298,7 @@ class VideoBuilder:
 
     def video_caption(self, n: int) -> tuple[dict, Choice]:
         indices = sample_indices(0, self.F - 1, self.T)
-        c = Choice("video_caption", 0, 0, self.F - 1, (0, self.F - 1), indices, (0, self.T - 1))
+        c = Choice("video_caption", None, 0, self.F - 1, (0, self.F - 1), indices, (0, self.T - 1))
         text = lang.video_caption(self.scene, self.item.events, self.item.pan, self.rng)
         return self.sample(c, n, lang.pick(self.rng, lang.VIDEO_CAPTION_TEMPLATES), text), c
 
