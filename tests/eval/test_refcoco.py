@@ -103,7 +103,7 @@ def test_prompt(rec_file):
     samples = bench.load(rec_file)
     req = bench.request(samples[0], "canonical", random.Random(0), "/data/refcoco/sources", 100)
     assert req.prompt.startswith("<image>\n") and "the left dog" in req.prompt
-    assert req.prompt[len("<image>\n") :] in [p.replace("<event>", "the left dog") for p in PROMPTS]
+    assert req.prompt[len("<image>\n") :] in [p.format(x="the left dog") for p in PROMPTS]
     assert req.media.kind == "image" and req.media.path == "/data/refcoco/sources/COCO_0.jpg"
     assert bench.request(samples[3], "canonical", random.Random(0), "/x", 100).prompt == "<image>\nWhere is the cat?"
 

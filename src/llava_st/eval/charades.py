@@ -27,15 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from ..answers import ParseFailure, find_span
+from ..prompts import CHARADES_TEMPLATE
 from . import metrics
 from .base import AnnotationError, Benchmark, MediaRequest, ReleaseCrash, Request, as_number, as_text, load_json, need
 from .parsing import release_span, release_texts
 
-#: The release's single TVG template (SPEC §3); ``<event>`` is the processed query.
-PROMPT = (
-    "Give you a textual query: '<event>'. When does the described content occur in the video? "
-    "Please return the start and end timestamps."
-)
+#: The release's single TVG template (SPEC §3); ``{x}`` is the processed query.
+PROMPT = CHARADES_TEMPLATE
 THRESHOLDS = (0.3, 0.5, 0.7)
 
 
@@ -104,7 +102,7 @@ class CharadesSTA(Benchmark):
         return read_charades(path)
 
     def request(self, sample: TVGSample, mode: str, rng: random.Random, media_root, num_frames: int) -> Request:
-        prompt = "<video>\n" + PROMPT.replace("<event>", query_text(sample.caption))
+        prompt = "<video>\n" + PROMPT.format(x=query_text(sample.caption))
         return Request(sample.index, prompt, MediaRequest("video", video_file(sample.video, media_root, mode), None, num_frames))
 
     def score_sample(self, sample: TVGSample, answer: str, mode: str, num_frames: int) -> dict:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..answers import ParseFailure, find_box
+from ..prompts import REC_TEMPLATES
 from . import metrics
 from .base import (
     AnnotationError,
@@ -40,13 +41,8 @@ from .base import (
 )
 from .parsing import release_box, release_texts
 
-#: The release's four REC prompt templates (SPEC §3); ``<event>`` is the expression.
-PROMPTS = (
-    "Where can I find <event> in this image?",
-    "What part of this image contains <event>?",
-    "Where does <event> appear in this image?",
-    "Where is <event> situated within this image?",
-)
+#: The release's four REC prompt templates (SPEC §3); ``{x}`` is the expression.
+PROMPTS = REC_TEMPLATES
 
 #: The eight released evaluation files, by benchmark and split.
 SPLITS = {
@@ -132,7 +128,7 @@ class RefCOCO(Benchmark):
         if "<image>" in sample.caption:
             prompt = sample.caption
         else:
-            prompt = "<image>\n" + rng.choice(PROMPTS).replace("<event>", sample.caption)
+            prompt = "<image>\n" + rng.choice(PROMPTS).format(x=sample.caption)
         path = str(Path(media_root) / sample.file_name)
         return Request(sample.index, prompt, MediaRequest("image", path, None, 1))
 

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from ..answers import ParseFailure, Timeline, find_elc_caption, find_end, find_span, find_track, sampled_frame_ids
+from ..prompts import ELC_SUFFIX, SPAN_PHRASES, STVG_SUFFIX, SVG_SUFFIX
 from . import metrics
 from .base import (
     AnnotationError,
@@ -63,25 +64,7 @@ from .parsing import release_end_caption, release_pairs, release_span, release_t
 TASK_IDS = {"stvg": 0, "svg": 1, "elc": 2}
 
 #: Appended to the human text, without a separating space (SPEC §3).
-SUFFIXES = {
-    "stvg": "Please firstly give the timestamps, and then give the spatial bounding box corresponding to each "
-    "timestamp in the time period.",
-    "svg": "Please give the spatial bounding box corresponding to each timestamp in the time period.",
-    "elc": "Please firstly give the end timestamp, then give the event associated with the object/subject, "
-    "finally give the spatial bounding box corresponding to each timestamp in the time period.",
-}
-
-#: Phrases that replace "From <s> to <e>" (one drawn per sample).
-SPAN_PHRASES = (
-    "During the span of",
-    "In the time range",
-    "During the period",
-    "Within the time frame of",
-    "In the time period",
-    "During",
-    "Between",
-    "At",
-)
+SUFFIXES = {"stvg": STVG_SUFFIX, "svg": SVG_SUFFIX, "elc": ELC_SUFFIX}
 
 #: The release scores only this many items of each file.
 PUBLISHED_LIMIT = 2000
