@@ -2,8 +2,8 @@
 
 A shape is placed by its centre ``(cx, cy)`` (float pixels, x right, y down),
 its circumradius ``r`` (pixels: every point of the shape is within ``r`` of the
-centre) and a rotation ``angle`` (radians, counter-clockwise on screen is
-negative y, so positive angles turn clockwise as drawn). Drawing is hard-edged
+centre) and a rotation ``angle`` (radians; with y pointing down, a positive
+angle turns the shape clockwise as seen on screen). Drawing is hard-edged
 (no antialiasing): a pixel belongs to exactly one object or to the background,
 which is what lets the ground-truth boxes be read from the drawn pixels.
 """

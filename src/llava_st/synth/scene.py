@@ -103,6 +103,3 @@ class Scene:
             if name not in seen:
                 seen.append(name)
         return seen
-
-    def target(self) -> SceneObject:
-        return next(o for o in self.objects if o.role == "target")
