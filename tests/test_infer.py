@@ -184,3 +184,22 @@ def test_read_answer_of_a_free_question_collects_everything(st: LlavaST, media) 
     assert ans.result is None and ans.ok
     assert ans.boxes[0].pixels == pytest.approx((8.0, 8.0, 40.0, 24.0))
     assert ans.spans[0].start == 0.2
+
+
+def test_answer_pictures_and_files(st: LlavaST, media, monkeypatch, tmp_path) -> None:
+    import json
+
+    _fake_generation(st, monkeypatch, ["{<TEMP-010><TEMP-090>} <TEMP-040>:[<WIDTH-010><HEIGHT-020><WIDTH-050><HEIGHT-060>], "
+                                       "<TEMP-060>:[<WIDTH-020><HEIGHT-020><WIDTH-060><HEIGHT-060>]"])
+    ans = st.track(media["video"], "the square")
+    fig = ans.plot()
+    assert fig.axes
+    assert json.loads(ans.save(tmp_path / "a.json").read_text())["task"] == "stvg"
+    png = ans.save(tmp_path / "a.png")
+    assert Image.open(png).size[0] > 100
+    mp4 = ans.save(tmp_path / "a.mp4")
+    from llava_st.media import probe_video
+
+    assert probe_video(mp4).num_frames == probe_video(media["video"]).num_frames
+    with pytest.raises(ValueError, match="needs a question about a video file"):
+        st.refer(media["image"], "x").save(tmp_path / "b.mp4")
