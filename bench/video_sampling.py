@@ -61,7 +61,10 @@ WHY_MAIN = (
     "(B-frames, CABAC, 8x8 transform, deblocking), which set the decoding cost, while encoding "
     "fast enough for a small machine."
 )
-WHY_LONG = "x264's default keyframe interval (keyint 250, 8.3 s at 30 fps) for offline encodes: the harder case for seeking."
+WHY_LONG = (
+    "x264's default keyframe interval (keyint 250, 8.3 s at 30 fps) for offline encodes: "
+    "the harder case for seeking."
+)
 
 
 def x264_settings(keyint: int) -> dict:

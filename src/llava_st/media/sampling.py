@@ -106,7 +106,9 @@ def frame_range_for_times(timestamps: np.ndarray, duration: float, time_range, s
     try:
         t0, t1 = (float(v) for v in time_range)
     except (TypeError, ValueError):
-        raise FrameRangeError(f"time_range for {source} must be a pair of seconds (start, end), got {time_range!r}") from None
+        raise FrameRangeError(
+            f"time_range for {source} must be a pair of seconds (start, end), got {time_range!r}"
+        ) from None
     if not (math.isfinite(t0) and math.isfinite(t1)) or not 0.0 <= t0 <= t1 <= duration:
         raise FrameRangeError(
             f"time_range ({t0}, {t1}) s is outside {source}, which lasts {duration} s "
@@ -116,7 +118,9 @@ def frame_range_for_times(timestamps: np.ndarray, duration: float, time_range, s
     return int(first), int(last)
 
 
-def resolve_frame_range(frame_range, time_range, timestamps: np.ndarray, duration: float, source: str) -> tuple[int, int]:
+def resolve_frame_range(
+    frame_range, time_range, timestamps: np.ndarray, duration: float, source: str
+) -> tuple[int, int]:
     """The inclusive frame range asked for by ``frame_range`` OR ``time_range`` (default: all frames)."""
     if frame_range is not None and time_range is not None:
         raise FrameRangeError(f"give frame_range or time_range for {source}, not both")

@@ -305,7 +305,7 @@ class _SeekingDecoder:
         self._fed_upto = -1
 
     def _take(self, i: int, target: int):
-        """Pull frames up to ``target``; the first pulled frame is returned if it overshoots."""
+        """Pull decoded frames until ``target`` comes out; return it as upright RGB."""
         for frame in self._frames:
             if frame.pts is None:
                 raise CorruptMediaError(f"{self._source}: the decoder returned a frame without a timestamp")
