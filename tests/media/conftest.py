@@ -16,8 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-av = pytest.importorskip("av")
-
 HEIGHT, WIDTH = 48, 64
 
 
@@ -60,6 +58,7 @@ def write_video(
     container_options: dict | None = None,
 ) -> Path:
     """Encode RGB uint8 ``images`` into ``path``; ``pts`` (in ``time_base``) for variable timing."""
+    av = pytest.importorskip("av")  # only video tests need PyAV
     height, width = images[0].shape[:2]
     with av.open(str(path), "w", format=container_format, options=container_options or {}) as out:
         stream = out.add_stream(codec, rate=rate, options=options or {})
@@ -89,6 +88,7 @@ class Decoded:
 
 def decode_all(path: Path) -> Decoded:
     """Reference: decode every frame in order, no seeking."""
+    av = pytest.importorskip("av")
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         frames, seconds = [], []

@@ -29,12 +29,13 @@ class Orientation:
     order (upside down), ``flip_cols`` the column order (mirror). The identity
     is ``Orientation()``.
 
-    Examples (``S`` a stored image)::
+    Examples, by the signs of the matrix entries ``(a, b, c, d)``
+    (``S`` a stored image)::
 
-        matrix (0,-1, 1, 0) -> Orientation(True, True, False):  S turned 90 deg counter-clockwise
-        matrix (0, 1,-1, 0) -> Orientation(True, False, True):  S turned 90 deg clockwise
-        matrix (-1, 0, 0,-1) -> Orientation(False, True, True): S turned 180 deg
-        matrix (-1, 0, 0, 1) -> Orientation(False, False, True): S mirrored left-right
+        ( 0, -1,  1,  0) -> Orientation(True, True, False):   S turned 90 deg counter-clockwise
+        ( 0,  1, -1,  0) -> Orientation(True, False, True):   S turned 90 deg clockwise (phones)
+        (-1,  0,  0, -1) -> Orientation(False, True, True):   S turned 180 deg
+        (-1,  0,  0,  1) -> Orientation(False, False, True):  S mirrored left-right
     """
 
     transpose: bool = False
