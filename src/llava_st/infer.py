@@ -36,6 +36,7 @@ import torch
 from . import answers as A
 from . import prompts
 from .model.generate import GenerationConfig
+from .processor.pixels import media_pixels
 from .tokens import IMAGE_TAG, VIDEO_TAG
 
 Units = Literal["absolute", "normalised"]
@@ -450,7 +451,9 @@ class LlavaST:
                 prepared = []
                 t0 = time.perf_counter()
                 for i in range(lo, hi):
-                    prepared.append(futures[i].result() if pool else self._prepare(reqs[i]))
+                    # a request no worker has started yet is prepared here rather than waited for
+                    inline = not pool or futures[i].cancel()
+                    prepared.append(self._prepare(reqs[i]) if inline else futures[i].result())
                     futures[i] = None
                 if pool:
                     stats.waiting_for_media += time.perf_counter() - t0
@@ -486,7 +489,9 @@ class LlavaST:
                            time_range=req.time_range, fps=req.fps)
         tag = IMAGE_TAG if media.kind == "image" else VIDEO_TAG
         prompt = req.question if (IMAGE_TAG in req.question or VIDEO_TAG in req.question) else f"{tag}\n{req.question}"
-        encoded = self.processor.encode(prompt, media.frames if media.kind == "video" else media.frames[0])
+        # one resize thread per loading thread: the pool already runs loads side by side
+        pixels = media_pixels(media.frames, media.kind, self.config.vision, num_threads=1)
+        encoded = self.processor.encode(prompt, pixels)
         return media, encoded
 
     @torch.no_grad()

@@ -382,3 +382,14 @@ def test_frame_count_below_one_or_not_integer(videos, t):
     path, _ = get_video(videos, "mp4-h264")
     with pytest.raises(FrameCountError, match="v.mp4"):
         load_video(path, t)
+
+
+@pytest.mark.parametrize("name", list(CONTAINERS))
+def test_iter_video_frames_is_the_sequential_decode(videos, name):
+    from llava_st.media import iter_video_frames
+
+    path, reference = get_video(videos, name)
+    frames = list(iter_video_frames(path))
+    assert len(frames) == len(reference.frames)
+    for got, want in zip(frames, reference.frames):
+        assert np.array_equal(got, want)

@@ -27,7 +27,7 @@ from .image import load_image
 from .orientation import Orientation
 from .preprocess import preprocess_frames
 from .sampling import frame_range_for_times, sample_frame_indices
-from .video import load_video, probe_video
+from .video import iter_video_frames, load_video, probe_video
 
 __all__ = [
     "CorruptMediaError",
@@ -41,6 +41,7 @@ __all__ = [
     "VideoClip",
     "VideoInfo",
     "frame_range_for_times",
+    "iter_video_frames",
     "load_frame_folder",
     "load_image",
     "load_video",

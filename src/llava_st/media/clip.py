@@ -31,7 +31,9 @@ class VideoInfo:
     offset from zero. ``orientation`` is the display transform applied to the
     stored frames (identity when the file asks for none);
     ``sample_aspect_ratio`` is reported but not applied (frames keep their
-    stored pixel grid; ``None`` = unknown, i.e. square).
+    stored pixel grid; ``None`` = unknown, i.e. square). ``nominal_rate`` is the
+    stream's declared average rate as an exact fraction (``30000/1001``), when
+    the container gives one.
     """
 
     path: str
@@ -46,6 +48,7 @@ class VideoInfo:
     sample_aspect_ratio: Fraction | None = None
     codec: str = ""
     container_format: str = ""
+    nominal_rate: Fraction | None = None
 
     def __post_init__(self):
         if self.timestamps.shape != (self.num_frames,):

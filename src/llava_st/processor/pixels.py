@@ -16,10 +16,7 @@ import numpy as np
 import torch
 
 from ..config import VisionConfig
-
-
-class MediaError(ValueError):
-    """Media that do not fit the sample's modality or the model's input; the message says what was given."""
+from ..media.errors import MediaError  # media that do not fit the sample's modality or the model's input
 
 
 def _describe(media: Any) -> str:
@@ -36,8 +33,11 @@ def _unwrap(media: Any) -> Any:
     return frames if isinstance(frames, np.ndarray) else media
 
 
-def media_pixels(media: Any, modality: str, vision: VisionConfig) -> torch.Tensor:
+def media_pixels(media: Any, modality: str, vision: VisionConfig, num_threads: int | None = None) -> torch.Tensor:
     """Pixels ``[T, 3, S, S]`` float32 of one image (T = 1) or video, S = ``vision.image_size``.
+
+    ``num_threads``: resize threads of :func:`llava_st.media.preprocess_frames`
+    (its default when None; 1 inside a pool of loading threads).
 
     Raises:
         MediaError: a shape or dtype that is not one of the accepted forms, or
@@ -80,7 +80,7 @@ def media_pixels(media: Any, modality: str, vision: VisionConfig) -> torch.Tenso
         raise MediaError(f"an image sample takes one frame, got {_describe(media)}")
     from ..media import preprocess_frames
 
-    pixels = preprocess_frames(media, size, vision.image_mean, vision.image_std)
+    pixels = preprocess_frames(media, size, vision.image_mean, vision.image_std, num_threads=num_threads)
     expected_shape = (media.shape[0], 3, size, size)
     if tuple(pixels.shape) != expected_shape or pixels.dtype != torch.float32:
         raise MediaError(

@@ -48,7 +48,6 @@ import numpy as np
 from .. import answers as A
 from .._optional import require
 from ..media import probe_video
-from ..media.errors import CorruptMediaError
 from . import draw as D
 from ._files import check_output_path
 from .marks import Marks, check_ground_truth, check_result, read_marks
@@ -178,11 +177,10 @@ def _overlay_lines(marks: Marks, u: float, sampled_u: np.ndarray, tol: float) ->
     return lines
 
 
-def _fps(fps, stream, info) -> Fraction:
+def _fps(fps, info) -> Fraction:
     if fps is None:
-        rate = stream.average_rate or stream.guessed_rate
-        if rate:
-            return Fraction(rate)
+        if info.nominal_rate:
+            return Fraction(info.nominal_rate)
         return Fraction(info.fps).limit_denominator(1_000_000)
     if isinstance(fps, bool) or not isinstance(fps, (int, float, Fraction)) or not math.isfinite(fps) or fps <= 0:
         raise ValueError(f"fps must be a positive number of frames per second or None, got {fps!r}")
@@ -249,7 +247,7 @@ def write_annotated_video(
     if not isinstance(crf, int) or isinstance(crf, bool) or not 0 <= crf <= 51:
         raise ValueError(f"crf must be an integer in 0..51, got {crf!r}")
     if fps is not None:
-        _fps(fps, None, None)  # reject a bad fps before decoding anything
+        _fps(fps, None)  # reject a bad fps before decoding anything
 
     info = probe_video(video_path)
     if (timeline.width, timeline.height) != (info.width, info.height):
@@ -306,42 +304,24 @@ def _annotate(rgb, n, pred, gt, lw, overlay, in_span, caption, font_size) -> np.
 def _encode(video_path, out: Path, info, fps, crf: int, annotate) -> None:
     """Decode every frame of ``video_path`` in presentation order, ``annotate(n, rgb)`` it, encode to ``out``."""
     av = require("av")
-    # The same opening, stream choice and upright RGB conversion as load_video, so frame n
-    # here is frame n there.
-    from ..media.video import _frame_to_rgb, _open, _video_stream
+    from ..media import iter_video_frames
 
-    source = str(video_path)
     partial = out.with_name(f".{out.stem}.partial{out.suffix}")
-    n = 0
     try:
-        with _open(video_path) as src, av.open(str(partial), mode="w") as dst:
-            stream = _video_stream(src, source)
-            rate = _fps(fps, stream, info)
-            enc = dst.add_stream("libx264", rate=rate)
+        with av.open(str(partial), mode="w") as dst:
+            enc = dst.add_stream("libx264", rate=_fps(fps, info))
             enc.width = info.width + info.width % 2
             enc.height = info.height + info.height % 2
             enc.pix_fmt = "yuv420p"
             enc.options = {"crf": str(crf)}
-            try:
-                for frame in src.decode(stream):
-                    if n >= info.num_frames:
-                        raise CorruptMediaError(f"{source}: decoding gives more frames than the {info.num_frames} indexed")
-                    rgb = _frame_to_rgb(frame, source)
-                    if rgb.shape[:2] != (info.height, info.width):
-                        raise CorruptMediaError(
-                            f"{source}: frame {n} is {rgb.shape[1]}x{rgb.shape[0]}, not {info.width}x{info.height}"
-                        )
-                    drawn = annotate(n, rgb)
-                    if drawn.shape[:2] != (enc.height, enc.width):
-                        drawn = np.pad(drawn, ((0, enc.height - drawn.shape[0]), (0, enc.width - drawn.shape[1]), (0, 0)), mode="edge")
-                    vf = av.VideoFrame.from_ndarray(drawn, format="rgb24")
-                    vf.pts = n
-                    dst.mux(enc.encode(vf))
-                    n += 1
-            except av.error.FFmpegError as exc:
-                raise CorruptMediaError(f"{source}: decoding failed at frame {n} ({exc})") from exc
-            if n != info.num_frames:
-                raise CorruptMediaError(f"{source}: decoding gave {n} frames but the file indexes {info.num_frames}")
+            # frame n here is frame n of load_video (same stream, conversion and rotation)
+            for n, rgb in enumerate(iter_video_frames(video_path, info)):
+                drawn = annotate(n, rgb)
+                if drawn.shape[:2] != (enc.height, enc.width):
+                    drawn = np.pad(drawn, ((0, enc.height - drawn.shape[0]), (0, enc.width - drawn.shape[1]), (0, 0)), mode="edge")
+                vf = av.VideoFrame.from_ndarray(drawn, format="rgb24")
+                vf.pts = n
+                dst.mux(enc.encode(vf))
             dst.mux(enc.encode(None))
         os.replace(partial, out)
     finally:
