@@ -18,46 +18,19 @@ from typing import Sequence
 
 import numpy as np
 
+from ..prompts import (  # noqa: F401  (re-exported: the task builders read them from here)
+    CHARADES_TEMPLATE,
+    ELC_SUFFIX,
+    REC_TEMPLATES,
+    SPAN_PHRASES,
+    STVG_SUFFIX,
+    SVG_SUFFIX,
+)
 from .scene import Scene, SceneEvent, SceneObject
 
 # ----------------------------------------------------------------- benchmark wording (release)
-
-#: REC prompts of the release (SPEC §3); ``{x}`` is the referring expression.
-REC_TEMPLATES = (
-    "Where can I find {x} in this image?",
-    "What part of this image contains {x}?",
-    "Where does {x} appear in this image?",
-    "Where is {x} situated within this image?",
-)
-
-#: The Charades-STA TVG prompt of the release (SPEC §3).
-CHARADES_TEMPLATE = (
-    "Give you a textual query: '{x}'. When does the described content occur in the video? "
-    "Please return the start and end timestamps."
-)
-
-#: Span phrases the ST-Align reader puts in front of ``{<s>,<e>}`` (EVAL-PROTOCOL §3).
-SPAN_PHRASES = (
-    "During the span of",
-    "In the time range",
-    "During the period",
-    "Within the time frame of",
-    "In the time period",
-    "During",
-    "Between",
-    "At",
-)
-
-#: ST-Align task suffixes (SPEC §3), appended to the human turn.
-STVG_SUFFIX = (
-    "Please firstly give the timestamps, and then give the spatial bounding box corresponding to each "
-    "timestamp in the time period."
-)
-SVG_SUFFIX = "Please give the spatial bounding box corresponding to each timestamp in the time period."
-ELC_SUFFIX = (
-    "Please firstly give the end timestamp, then give the event associated with the object/subject, finally "
-    "give the spatial bounding box corresponding to each timestamp in the time period."
-)
+# REC templates, the Charades-STA query, the ST-Align span phrases and task suffixes
+# live in llava_st.prompts (one copy for evaluation, inference and ST-Synth).
 
 # ----------------------------------------------------------------- our own prompt wording
 
