@@ -16,9 +16,10 @@ aligned with the token ids, which is what the model consumes.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
-import torch
+if TYPE_CHECKING:  # torch is imported where tensors are made, so `import llava_st` stays light
+    import torch
 
 IMAGE_TAG = "<image>"
 VIDEO_TAG = "<video>"
@@ -189,10 +190,10 @@ def empty_variables() -> dict[str, list[float]]:
 
 
 def values_from_variables(
-    input_ids: torch.Tensor,
+    input_ids: "torch.Tensor",
     variables: Mapping[str, Sequence[float]] | None,
     ids: SpecialTokenIds,
-) -> torch.Tensor:
+) -> "torch.Tensor":
     """Align the release's six value lists with the placeholder positions of one sequence.
 
     Args:
@@ -212,6 +213,8 @@ def values_from_variables(
     Example: ids ``[x, <TEMP-INPUT>, y, <TEMP-INPUT>]`` with
     ``temporal_input_locations = [0.2, 0.6]`` give ``[nan, 0.2, nan, 0.6]``.
     """
+    import torch
+
     if input_ids.dim() != 1:
         raise ValueError(f"input_ids must be one sequence [L], got shape {tuple(input_ids.shape)}")
     variables = variables or {}
@@ -236,7 +239,7 @@ def values_from_variables(
     return values
 
 
-def variables_from_values(input_ids: torch.Tensor, values: torch.Tensor, ids: SpecialTokenIds) -> dict[str, list[float]]:
+def variables_from_values(input_ids: "torch.Tensor", values: "torch.Tensor", ids: SpecialTokenIds) -> dict[str, list[float]]:
     """Inverse of :func:`values_from_variables` for one sequence."""
     out = {}
     for key, pid in zip(VARIABLE_KEYS, ids.placeholder_ids):
