@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -40,10 +38,9 @@ from pathlib import Path
 
 import av
 import numpy as np
-import PIL
-import torch
 from PIL import Image
 
+import _machine
 from llava_st.media import load_video, preprocess_frames, probe_video, sample_frame_indices
 
 WIDTH, HEIGHT, FPS = 1280, 720, 30
@@ -220,24 +217,9 @@ def preprocessing_throughput(frames: np.ndarray, runs: int) -> dict:
 
 
 def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
-        "cpu_model": cpu,
-        "logical_cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
+        **_machine.machine(),
         "note": "shared development machine: other jobs ran on the same cores, so absolute times are noisy",
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "torch": torch.__version__,
-        "pillow": PIL.__version__,
-        "pyav": av.__version__,
         "libavcodec": ".".join(str(v) for v in av.library_versions["libavcodec"]),
     }
 

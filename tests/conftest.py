@@ -78,3 +78,25 @@ def write_test_video(path: Path, num_frames: int = 30, fps: int = 10, size: tupl
         for packet in stream.encode():
             out.mux(packet)
     return path
+
+
+def kill_after_records(proc, records_file: Path, count: int, timeout_s: float = 300.0) -> None:
+    """SIGKILL ``proc`` once ``records_file`` holds ``count`` lines; fail if it ends first or takes too long."""
+    import signal
+    import time
+
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if records_file.exists() and records_file.read_bytes().count(b"\n") >= count:
+                break
+            assert proc.poll() is None, "the run ended before it could be killed"
+            time.sleep(0.02)
+        else:
+            pytest.fail(f"{count} records did not appear in {records_file} within {timeout_s:.0f} s")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL

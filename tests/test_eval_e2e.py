@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from conftest import kill_after_records
 from llava_st.eval.store import read_records, shard_path
 from llava_st.synth import PRESETS, generate
 
@@ -72,21 +71,7 @@ def test_killed_run_resumes_to_the_uninterrupted_report(tiny_model_dir, synth_se
     own = shard_path(out, 0, 1)
     proc = subprocess.Popen(_cmd(tiny_model_dir, synth_set, out), env=_env(), cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            if own.exists() and own.read_bytes().count(b"\n") >= 2:
-                break
-            assert proc.poll() is None, "the run ended before it could be killed"
-            time.sleep(0.02)
-        else:
-            pytest.fail("no records appeared within 300 s")
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
+    kill_after_records(proc, own, 2)
     done = len(read_records(own))
     assert 2 <= done < LIMIT and not (out / "report.json").exists()
     resumed = subprocess.run(_cmd(tiny_model_dir, synth_set, out, "--resume"), env=_env(), cwd=REPO,

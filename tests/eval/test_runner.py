@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from conftest import kill_after_records
 from llava_st.cli import main as cli_main
 from llava_st.cli.eval import load_factory
 from llava_st.eval.runner import EvalConfig, run_eval
@@ -197,21 +196,7 @@ def test_kill_mid_run_then_resume_gives_the_same_report(reference, stvg_file, tm
     out = tmp_path / "killed"
     own = shard_path(out, 0, 1)
     proc = subprocess.Popen(eval_cmd(stvg_file, out, "--predictor-arg", "delay=0.4"), env=proc_env(), cwd=REPO)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if own.exists() and own.read_bytes().count(b"\n") >= 3:
-                break
-            assert proc.poll() is None, "the run ended before it could be killed"
-            time.sleep(0.05)
-        else:
-            pytest.fail("no records appeared within 120 s")
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
+    kill_after_records(proc, own, 3, timeout_s=120)
     done = len(read_records(own))
     assert 3 <= done < N and not (out / "report.json").exists()
     with own.open("ab") as fh:  # as if the kill had cut a write

@@ -105,6 +105,15 @@ def load_json(path: str | Path) -> Any:
         raise AnnotationError(p, None, "<file>", f"not valid JSON ({exc})") from exc
 
 
+def load_json_list(path: str | Path) -> list:
+    """Read a JSON file that must hold a list of samples (:func:`load_json`'s errors, and one for a non-list)."""
+    p = Path(path)
+    data = load_json(p)
+    if not isinstance(data, list):
+        raise AnnotationError(p, None, "<file>", f"must be a JSON list of samples, got {type(data).__name__}")
+    return data
+
+
 # -- field checks, each raising AnnotationError(path, index, field, problem)
 
 

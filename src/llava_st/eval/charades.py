@@ -29,7 +29,7 @@ import numpy as np
 from ..answers import ParseFailure, find_span
 from ..prompts import CHARADES_TEMPLATE
 from . import metrics
-from .base import AnnotationError, Benchmark, MediaRequest, ReleaseCrash, Request, as_number, as_text, load_json, need
+from .base import AnnotationError, Benchmark, MediaRequest, ReleaseCrash, Request, as_number, as_text, load_json_list, need
 from .parsing import release_span, release_texts
 
 #: The release's single TVG template (SPEC §3); ``{x}`` is the processed query.
@@ -54,9 +54,7 @@ def read_charades(path: str | Path) -> list[TVGSample]:
         AnnotationError: naming the file, the position and the field.
     """
     p = Path(path)
-    data = load_json(p)
-    if not isinstance(data, list):
-        raise AnnotationError(p, None, "<file>", f"must be a JSON list of samples, got {type(data).__name__}")
+    data = load_json_list(p)
     out = []
     for i, item in enumerate(data):
         video = as_text(need(item, "image_id", p, i), p, i, "image_id")

@@ -55,7 +55,7 @@ from .base import (
     as_positive,
     as_text,
     as_xywh,
-    load_json,
+    load_json_list,
     need,
 )
 from .captions import caption_scores, release_caption_scores
@@ -117,9 +117,7 @@ def read_st_align(path: str | Path) -> list[STSample]:
         AnnotationError: naming the file, the position and the field.
     """
     p = Path(path)
-    data = load_json(p)
-    if not isinstance(data, list):
-        raise AnnotationError(p, None, "<file>", f"must be a JSON list of samples, got {type(data).__name__}")
+    data = load_json_list(p)
     return [_read_item(p, i, item) for i, item in enumerate(data)]
 
 

@@ -32,23 +32,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..config import LlavaSTConfig
+from .projector import Projector
 
 
 def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
     """Resizes run in float32 for half-precision inputs (as the release does), else as is."""
     return x.float() if x.element_size() < 4 else x
-
-
-class _MLP(nn.Module):
-    """``Linear(D, E) -> GELU (erf) -> Linear(E, E)``."""
-
-    def __init__(self, in_dim: int, dim: int):
-        super().__init__()
-        self.fc1 = nn.Linear(in_dim, dim)
-        self.fc2 = nn.Linear(dim, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
 
 
 class RegionAttention(nn.Module):
@@ -89,9 +78,9 @@ class PackerBlock(nn.Module):
 
     def __init__(self, dim: int, embed_dim: int, num_heads: int, eps: float):
         super().__init__()
-        self.to_q = _MLP(dim, embed_dim)
-        self.to_k = _MLP(dim, embed_dim)
-        self.to_v = _MLP(dim, embed_dim)
+        self.to_q = Projector(dim, embed_dim)  # Linear(D, E) -> GELU (erf) -> Linear(E, E)
+        self.to_k = Projector(dim, embed_dim)
+        self.to_v = Projector(dim, embed_dim)
         self.ln_q = nn.LayerNorm(embed_dim, eps=eps)
         self.ln_k = nn.LayerNorm(embed_dim, eps=eps)
         self.ln_v = nn.LayerNorm(embed_dim, eps=eps)

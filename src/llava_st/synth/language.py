@@ -18,14 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..prompts import (  # noqa: F401  (re-exported: the task builders read them from here)
-    CHARADES_TEMPLATE,
-    ELC_SUFFIX,
-    REC_TEMPLATES,
-    SPAN_PHRASES,
-    STVG_SUFFIX,
-    SVG_SUFFIX,
-)
+from ..prompts import CHARADES_TEMPLATE
 from .scene import Scene, SceneEvent, SceneObject
 
 # ----------------------------------------------------------------- benchmark wording (release)

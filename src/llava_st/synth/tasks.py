@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import prompts
 from ..coords import convert_conversation, round3
 from . import language as lang
 from .config import SynthConfig
@@ -272,16 +273,16 @@ class VideoBuilder:
     def stvg(self, n: int, event: int) -> tuple[dict, Choice]:
         c = self.event_choice("stvg", event)
         c.template = lang.pick(self.rng, lang.STVG_TEMPLATES)
-        human = c.template.format(x=self.item.events[event].caption) + lang.STVG_SUFFIX
+        human = c.template.format(x=self.item.events[event].caption) + prompts.STVG_SUFFIX
         gpt = f"During the span of {self.span_of(c)}. Object bounding box: {self.track(c)}"
         return self.sample(c, n, human, gpt), c
 
     def svg(self, n: int) -> tuple[dict, Choice]:
         c = self.window_choice("svg")
         c.template = lang.pick(self.rng, lang.SVG_TEMPLATES)
-        c.extra["span_phrase"] = lang.pick(self.rng, lang.SPAN_PHRASES)
+        c.extra["span_phrase"] = lang.pick(self.rng, prompts.SPAN_PHRASES)
         phrase = self.scene.objects[c.object].phrase
-        human = c.template.format(span_phrase=c.extra["span_phrase"], span=self.span_of(c), x=phrase) + lang.SVG_SUFFIX
+        human = c.template.format(span_phrase=c.extra["span_phrase"], span=self.span_of(c), x=phrase) + prompts.SVG_SUFFIX
         return self.sample(c, n, human, f"Object bounding box: {self.track(c)}"), c
 
     def elc(self, n: int, event: int) -> tuple[dict, Choice]:
@@ -291,7 +292,7 @@ class VideoBuilder:
             raise NoSample(f"object {c.object} is hidden on the first sampled frame of its event")
         c.template = lang.pick(self.rng, lang.ELC_TEMPLATES)
         box = box_text(norm_box(first, self.scene.width, self.scene.height))
-        human = c.template.format(box=box, t=num(self.time(c.span[0]))) + lang.ELC_SUFFIX
+        human = c.template.format(box=box, t=num(self.time(c.span[0]))) + prompts.ELC_SUFFIX
         caption = self.item.events[event].caption
         gpt = f"Ends in <t{num(self.time(c.span[1]))}>, {caption}. Object bounding box: {self.track(c)}"
         return self.sample(c, n, human, gpt), c
@@ -343,7 +344,7 @@ class ImageBuilder:
         return record(sid, "image", self.item.media, "<image>\n" + human, gpt, self.meta(task, obj))
 
     def rec(self, n: int, obj: int) -> dict:
-        human = lang.pick(self.rng, lang.REC_TEMPLATES).format(x=self.scene.objects[obj].phrase)
+        human = lang.pick(self.rng, prompts.REC_TEMPLATES).format(x=self.scene.objects[obj].phrase)
         return self.sample("rec", n, obj, human, box_text(self.box(obj)))
 
     def reg(self, n: int, obj: int) -> dict:
