@@ -70,8 +70,6 @@ def run(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         _say(args, f"loading model {args.model} ...")
         st = LlavaST.from_pretrained(args.model, device=args.device, dtype=args.dtype)
-        if args.frames:
-            st.config.num_frames = args.frames
         _say(args, f"model loaded in {time.perf_counter() - t0:.1f}s; reading {args.video or args.image} ...")
         req = Request(
             media=args.video or args.image,
@@ -80,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
             kind="video" if args.video else "image",
             time_range=(args.start, args.end) if args.start is not None else None,
             fps=args.fps,
+            num_frames=args.frames,
         )
         t1 = time.perf_counter()
         answer = st.ask_batch(
