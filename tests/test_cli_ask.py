@@ -39,14 +39,14 @@ def test_json_output_follows_the_schema(tiny_model_dir, files, capsys) -> None:
     media = data["media"]
     assert media["kind"] == "video" and media["width"] == 64 and media["height"] == 48
     assert len(media["timestamps"]) == len(media["frame_ids"]) == 12
-    code, out, err = _ask(capsys, "--model", str(tiny_model_dir), "--video", str(files["video"]), "--frames", "7",
-                          "--max-new-tokens", "2", "--json", "--quiet", "What?")
-    assert code == 0, err
-    assert len(json.loads(out)["media"]["frame_ids"]) == 7
     for key in ("spans", "boxes", "track", "events", "failures"):
         assert isinstance(data[key], list)
     assert data["result"]["type"] in ("TemporalGrounding", "ParseFailure")
     assert "loading model" in err and "answered in" in err
+    code, out, err = _ask(capsys, "--model", str(tiny_model_dir), "--video", str(files["video"]), "--frames", "7",
+                          "--max-new-tokens", "2", "--json", "--quiet", "What?")
+    assert code == 0, err
+    assert len(json.loads(out)["media"]["frame_ids"]) == 7
 
 
 def test_text_output_and_picture(tiny_model_dir, files, capsys) -> None:
