@@ -153,7 +153,8 @@ def test_degenerate_splits_and_spans(tmp_path, files):
     one = bench.score_sample(samples[0], "{<TEMP-000><TEMP-000>} <TEMP-050>:[<WIDTH-000><HEIGHT-000><WIDTH-005><HEIGHT-010>]", "canonical", 100)
     assert one["scores"]["tiou"] == 1.0
     assert one["scores"]["siou"] == pytest.approx(1.0)  # every sampled frame is frame 5
-    assert one["scores"]["viou"] == pytest.approx(1 / 100)  # 100 truth slots, one predicted
+    # the split samples frame 5 a hundred times: it is one frame of truth, predicted once
+    assert one["scores"]["viou"] == pytest.approx(1.0)
     start = bench.score_sample(samples[1], "unreadable", "canonical", 100)
     assert start["scores"] == {"tiou": 0.0, "siou": 0.0, "viou": 0.0}
 
@@ -256,7 +257,24 @@ def test_canonical_other_frame_count_maps_keys_through_sampled_frames(tmp_path, 
     bench = STAlign("svg")
     samples = bench.load(write(tmp_path, files, "svg", [item]))
     rec = bench.score_sample(samples[0], "<TEMP-005>:[<WIDTH-005><HEIGHT-010><WIDTH-015><HEIGHT-030>]", "canonical", 50)
-    assert rec["parsed"]["boxes"] == {"2": pytest.approx([10.0, 10.0, 30.0, 30.0])}
+    assert rec["parsed"]["boxes"] == {"8": pytest.approx([10.0, 10.0, 30.0, 30.0])}  # keyed by frame number
     assert rec["scores"]["siou"] == pytest.approx(1.0) and rec["scores"]["viou"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="100 frames"):
         score(bench, samples, {0: "x"}, "published", num_frames=50)
+
+
+def test_short_split_counts_each_real_frame_once(tmp_path, files):
+    """A 10-frame split sampled at 100 frames repeats every frame: a perfect track scores 1 in both modes."""
+    track = {str(f): [0, 0, 10 + f, 10] for f in range(20, 30)}
+    item = files.st_item(split=(20, 29), s=20, e=29, track=track)
+    bench = STAlign("stvg")
+    (sample,) = bench.load(write(tmp_path, files, "stvg", [item]))
+    pairs = []
+    for k in range(100):  # every time key names a sampled frame; frame = 20 + round(k / 99 * 9)
+        f = 20 + round(k / 99 * 9)
+        pairs.append(f"<TEMP-{k:03d}>:[<WIDTH-000><HEIGHT-000><WIDTH-{round((10 + f) / 198 * 99):03d}><HEIGHT-{round(10 / 99 * 99):03d}>]")
+    answer = "{<TEMP-000><TEMP-099>} " + ", ".join(pairs)
+    for mode in ("published", "canonical"):
+        got = bench.score_sample(sample, answer, mode, 100)
+        assert got["scores"]["viou"] == pytest.approx(got["scores"]["siou"], abs=1e-9), mode
+        assert got["scores"]["viou"] > 0.9, mode

@@ -308,14 +308,15 @@ class STAlign(Benchmark):
                 scores["tiou"] = 0.0
             else:
                 scores["tiou"] = float(metrics.temporal_iou(pred_span, g, zero_hull="one"))
-        # space: per sampled frame index, truth clipped to the frame, prediction in float pixels
+        # space: per sampled frame NUMBER (a short split samples a frame several times; it
+        # counts once), truth clipped to the frame, prediction in float pixels
         by_frame = {int(k): box for k, box in s.track.items()}
         gt = {}
-        for i, f in enumerate(tl.frame_ids or ()):
+        for f in sorted(set(tl.frame_ids or ())):
             box = by_frame.get(f)
             if box is not None:
                 x1, y1, x2, y2 = _xyxy(box)
-                gt[i] = [min(max(x1, 0.0), s.width), min(max(y1, 0.0), s.height), min(max(x2, 0.0), s.width), min(max(y2, 0.0), s.height)]
+                gt[f] = [min(max(x1, 0.0), s.width), min(max(y1, 0.0), s.height), min(max(x2, 0.0), s.width), min(max(y2, 0.0), s.height)]
         track = find_track(answer, self.task, BINS, timeline=tl)
         if isinstance(track, ParseFailure):
             problems.append(track.reason)
@@ -326,9 +327,9 @@ class STAlign(Benchmark):
             conflict = None
             for fr in track.frames:
                 box = list(fr.box.pixels)  # type: ignore[arg-type]
-                if fr.frame in pred and pred[fr.frame] != box:
-                    conflict = f"track keys name sampled frame {fr.frame} twice with different boxes"
-                pred[fr.frame] = box  # type: ignore[index]
+                if fr.frame_id in pred and pred[fr.frame_id] != box:
+                    conflict = f"track keys name frame {fr.frame_id} twice with different boxes"
+                pred[fr.frame_id] = box  # type: ignore[index]
             parsed["boxes"] = {str(k): v for k, v in pred.items()}
             if conflict:
                 problems.append(conflict)
