@@ -115,6 +115,17 @@ def test_strict_load_lists_missing_unexpected_and_misshaped_keys(saved_debug: Pa
     assert torch.equal(loose.projector.fc2.bias, torch.zeros_like(loose.projector.fc2.bias))
 
 
+def test_missing_norm_parameters_get_the_identity_init(saved_debug: Path, tmp_path: Path) -> None:
+    def edit(t):
+        for k in [k for k in t if ".ln_q." in k or k == "model.norm.weight"]:
+            del t[k]
+
+    loose = LlavaSTModel.from_pretrained(_edit_checkpoint(saved_debug, tmp_path / "no-norms", edit), strict=False)
+    ln = loose.packer.spatial.ln_q
+    assert torch.equal(ln.weight, torch.ones_like(ln.weight)) and torch.equal(ln.bias, torch.zeros_like(ln.bias))
+    assert torch.equal(loose.language_model.norm.weight, torch.ones_like(loose.language_model.norm.weight))
+
+
 def test_missing_files_are_named(tmp_path: Path, saved_debug: Path) -> None:
     with pytest.raises(FileNotFoundError, match="model folder not found"):
         LlavaSTModel.from_pretrained(tmp_path / "nope")

@@ -222,10 +222,10 @@ def _init_missing(model: nn.Module, names: list[str], device, dtype) -> None:
         module = model.get_submodule(module_name) if module_name else model
         old = params[name]
         new = torch.empty(old.shape, dtype=dtype, device=device)
-        if isinstance(module, nn.LayerNorm) or "norm" in module_name and attr == "weight":
-            nn.init.ones_(new)
-        elif attr == "bias" or name == "image_newline":
+        if attr == "bias" or name == "image_newline":
             nn.init.zeros_(new)
+        elif attr == "weight" and (isinstance(module, nn.LayerNorm) or "norm" in module_name):
+            nn.init.ones_(new)  # LayerNorm / RMSNorm scales
         else:
             nn.init.normal_(new, std=0.02)
         setattr(module, attr, nn.Parameter(new, requires_grad=old.requires_grad))
