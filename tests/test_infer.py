@@ -168,9 +168,21 @@ def test_bad_input_is_named(st: LlavaST, media, tmp_path) -> None:
 
 
 def test_frame_arrays_and_folders(st: LlavaST, tmp_path) -> None:
-    frames = np.zeros((20, 32, 32, 3), dtype=np.uint8)
+    frames = np.arange(20, dtype=np.uint8)[:, None, None, None] * np.ones((1, 32, 32, 3), dtype=np.uint8)
     m = load_media(frames, 12, fps=5)
-    assert m.kind == "video" and m.timeline.timestamps[-1] == pytest.approx(19 / 5)
+    assert m.kind == "video" and m.frames.shape[0] == 12 and m.timeline.timestamps[-1] == pytest.approx(19 / 5)
+    assert [int(f[0, 0, 0]) for f in m.frames] == [round(i / 11 * 19) for i in range(12)]
+    part = load_media(frames, 3, frame_range=(10, 14), fps=5)
+    assert part.timeline.frame_ids == (10, 12, 14) and part.timeline.timestamps == pytest.approx((2.0, 2.4, 2.8))
+    assert load_media(frames, 2, time_range=(1.0, 2.0), fps=5).timeline.frame_ids == (5, 10)
+    with pytest.raises(MediaError, match=r"frame_range \[10, 25\] is outside the array of frames"):
+        load_media(frames, 3, frame_range=(10, 25))
+    with pytest.raises(ValueError, match="needs their frame rate"):
+        load_media(frames, 3, time_range=(0.0, 1.0))
+    with pytest.raises(ValueError, match="kind='image'"):
+        load_media(frames, 3, kind="image")
+    with pytest.raises(ValueError, match="videos only"):
+        load_media(frames[0], 3, frame_range=(0, 1))
     with pytest.raises(ValueError, match="fps"):
         folder = tmp_path / "frames"
         folder.mkdir()

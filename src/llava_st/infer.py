@@ -100,13 +100,32 @@ def load_media(
             return LoadedMedia("image", frame[None], A.Timeline.for_image(frame.shape[1], frame.shape[0]), str(path))
         return _from_clip(M.load_video(path, num_frames, frame_range=frame_range, time_range=time_range))
     if isinstance(source, np.ndarray) and source.ndim == 4:
-        if source.dtype != np.uint8 or source.shape[-1] != 3:
-            raise ValueError(f"video frames must be uint8 [T, H, W, 3], got {source.dtype} {source.shape}")
-        t, h, w, _ = source.shape
-        stamps = None if fps is None else tuple(np.arange(t) / float(fps))
-        return LoadedMedia("video", source, A.Timeline(w, h, timestamps=stamps, frame_ids=tuple(range(t))))
+        return _from_frames(source, num_frames, kind, frame_range, time_range, fps)
+    if kind == "video":
+        raise ValueError(f"kind='video' but the media is one image ({type(source).__name__})")
+    if frame_range is not None or time_range is not None:
+        raise ValueError("frame_range/time_range apply to videos only, and the media is one image")
     frame = M.load_image(source)
     return LoadedMedia("image", frame[None], A.Timeline.for_image(frame.shape[1], frame.shape[0]))
+
+
+def _from_frames(frames: np.ndarray, num_frames: int, kind, frame_range, time_range, fps) -> LoadedMedia:
+    """Sample ``num_frames`` of an array of video frames ``[N, H, W, 3]`` as a video file is sampled."""
+    from .media.sampling import resolve_frame_range, sample_frame_indices
+
+    if kind == "image":
+        raise ValueError(f"kind='image' but the array holds video frames {frames.shape}; give one frame [H, W, 3]")
+    if frames.dtype != np.uint8 or frames.shape[-1] != 3 or frames.shape[0] < 1:
+        raise ValueError(f"video frames must be uint8 [T, H, W, 3] with T >= 1, got {frames.dtype} {frames.shape}")
+    n, h, w, _ = frames.shape
+    if time_range is not None and fps is None:
+        raise ValueError("time_range on an array of frames needs their frame rate: pass fps=...")
+    stamps = None if fps is None else np.arange(n) / float(fps)
+    a, b = resolve_frame_range(frame_range, time_range, stamps if stamps is not None else np.zeros(n),
+                               n / float(fps) if fps else 0.0, "the array of frames")
+    idx = sample_frame_indices(a, b, num_frames)
+    times = None if stamps is None else tuple(stamps[idx].tolist())
+    return LoadedMedia("video", frames[idx], A.Timeline(w, h, timestamps=times, frame_ids=tuple(int(i) for i in idx)))
 
 
 def _from_clip(clip) -> LoadedMedia:
