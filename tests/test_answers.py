@@ -313,3 +313,18 @@ def test_find_all_spans_and_boxes():
     assert find_spans("nothing") == () and find_boxes("nothing") == ()
     assert isinstance(find_spans("{0.5, 0.25}"), ParseFailure)
     assert isinstance(find_boxes("[0.5, 0, 0.25, 1]"), ParseFailure)
+
+
+def test_time_and_space_axes_may_have_different_bin_counts():
+    bins = (50, 20)
+    text = "{<TEMP-012><TEMP-049>} <TEMP-024>:[<WIDTH-000><HEIGHT-006><WIDTH-019><HEIGHT-010>]"
+    ans = parse_answer(text, "stvg", num_bins=bins)
+    assert (ans.span.start, ans.span.end) == (12 / 49, 1.0)
+    frame = ans.track.frames[0]
+    assert frame.time == 24 / 49 and frame.box.xyxy == (0.0, 6 / 19, 1.0, 10 / 19)
+    decimal = release_rewrite(text, 50, num_spatial_bins=20)
+    assert to_token_form(decimal, bins) == text
+    assert parse_answer(decimal, "stvg", num_bins=bins) == parse_answer(text, "stvg", num_bins=bins).__class__(
+        text=decimal, span=ans.span, track=ans.track)
+    bad = parse_answer("[<WIDTH-020><HEIGHT-000><WIDTH-001><HEIGHT-001>]", "rec", num_bins=bins)
+    assert isinstance(bad, ParseFailure) and "outside 0..19" in bad.reason

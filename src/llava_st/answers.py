@@ -26,13 +26,15 @@ Conventions (every result states them in its fields):
   last; boxes are ``xyxy`` (x1, y1, x2, y2) over the frame width and height;
 * ``*_s`` fields are seconds, ``pixels`` fields are ``xyxy`` in pixels; both are
   filled only when a :class:`Timeline` is given, through it;
-* a track key is a time bin ``k`` (of ``num_bins``); it names sampled frame
-  ``round(k / (num_bins - 1) * (T - 1))`` (Python ``round``).
+* ``num_bins`` is the bins per axis: one count, or ``(time bins, space bins)``;
+  a bin token reads with its own axis' count;
+* a track key is a time bin ``k`` (of ``n`` time bins); it names sampled frame
+  ``round(k / (n - 1) * (T - 1))`` (Python ``round``).
 
 A malformed answer gives a :class:`ParseFailure` holding the raw text and the
 reason: parsing never raises and never guesses. What counts as malformed:
 no element of the grammar, a plain number outside [0, 1], a bin outside
-``0..num_bins - 1``, a span or box that ends before it starts, and two
+``0..n - 1``, a span or box that ends before it starts, and two
 different boxes for one frame key. Separators between the numbers of one
 span or box may be commas and/or whitespace (``{<TEMP-012>, <TEMP-045>}``,
 ``[<WIDTH-036> <HEIGHT-037> ...]``). The axis of a bin token is not checked:
@@ -461,12 +463,22 @@ Answer = Union[
 
 # ----------------------------------------------------------------- text forms
 
-_AXIS_NAMES = ("TEMP", "HEIGHT", "WIDTH")
 _BIN = r"<(?:TEMP|HEIGHT|WIDTH)-\d+>"
 _PLAIN = r"(?<![\w.+-])\d+(?:\.\d+)?(?![\w.])"
 _COORD = f"(?:{_BIN}|{_PLAIN})"
 _SEP = r"[\s,]*"
-_BIN_VALUE_RE = re.compile(r"<(?:TEMP|HEIGHT|WIDTH)-(\d+)>")
+_BIN_VALUE_RE = re.compile(r"<(TEMP|HEIGHT|WIDTH)-(\d+)>")
+
+#: Bins per axis: one count for every axis, or ``(time bins, space bins)``.
+Bins = Union[int, tuple[int, int]]
+
+
+def _counts(num_bins: Bins) -> tuple[int, int]:
+    """``(time bins, space bins)`` of a :data:`Bins` value."""
+    nt, ns = (num_bins, num_bins) if isinstance(num_bins, int) else num_bins
+    if nt < 2 or ns < 2:
+        raise ValueError(f"every axis needs at least 2 bins, got {num_bins!r}")
+    return int(nt), int(ns)
 _SPAN_RE = re.compile(r"\{\s*(" + _COORD + ")" + _SEP + "(" + _COORD + r")\s*\}")
 _BOX_BODY = r"\[\s*(" + _COORD + ")" + _SEP + "(" + _COORD + ")" + _SEP + "(" + _COORD + ")" + _SEP + "(" + _COORD + r")\s*\]"
 _BOX_RE = re.compile(_BOX_BODY)
@@ -484,12 +496,12 @@ def _decimal_table(num_bins: int) -> dict[str, int]:
 _TABLES: dict[int, dict[str, int]] = {}
 
 
-def to_token_form(text: str, num_bins: int = 100) -> str:
+def to_token_form(text: str, num_bins: Bins = 100) -> str:
     """Undo the release's decimal rewrite: ``{0.12121,0.45455}`` -> ``{<TEMP-012><TEMP-045>}``.
 
     Also removes every ``<|im_end|>`` (as the release does). Text that already
     holds bin tokens keeps them. A decimal becomes bin ``k`` only when it is
-    written with exactly five decimals, equals ``k / (num_bins - 1)`` to those
+    written with exactly five decimals, equals ``k / (n - 1)`` (``n`` the bins of its axis) to those
     decimals and carries the rewrite's comma (or is followed by ``]`` or ``}``,
     where the rewrite closed the comma up). The axis is inferred from the
     position: inside ``[...]`` the values alternate WIDTH, HEIGHT, elsewhere
@@ -501,9 +513,9 @@ def to_token_form(text: str, num_bins: int = 100) -> str:
         'Ends in <TEMP-080>, a dog. <TEMP-012>:[<WIDTH-036><HEIGHT-037><WIDTH-063><HEIGHT-054>]'
     """
     text = text.replace(END_OF_TURN, "")
-    table = _TABLES.get(num_bins)
-    if table is None:
-        table = _TABLES.setdefault(num_bins, _decimal_table(num_bins))
+    nt, ns = _counts(num_bins)
+    time_table = _TABLES.get(nt) or _TABLES.setdefault(nt, _decimal_table(nt))
+    space_table = _TABLES.get(ns) or _TABLES.setdefault(ns, _decimal_table(ns))
     out: list[str] = []
     pos = 0
     depth = 0  # inside [...]?
@@ -516,7 +528,7 @@ def to_token_form(text: str, num_bins: int = 100) -> str:
             elif ch == "]":
                 depth = 0
         out.append(between)
-        k = table.get(m.group(1))
+        k = (space_table if depth else time_table).get(m.group(1))
         if k is None:
             out.append(m.group(0))
         else:
@@ -531,21 +543,23 @@ def to_token_form(text: str, num_bins: int = 100) -> str:
 # ----------------------------------------------------------------- components
 
 
-def _value(raw: str, num_bins: int) -> float | str:
+def _value(raw: str, num_bins: Bins) -> float | str:
     """A coordinate (bin token or plain number) -> value in [0, 1], or the reason it is not one."""
     m = _BIN_VALUE_RE.fullmatch(raw)
     if m:
-        k = int(m.group(1))
-        if k >= num_bins:
-            return f"bin token {raw} is outside 0..{num_bins - 1}"
-        return k / (num_bins - 1)
+        nt, ns = _counts(num_bins)
+        n = nt if m.group(1) == "TEMP" else ns
+        k = int(m.group(2))
+        if k >= n:
+            return f"bin token {raw} is outside 0..{n - 1}"
+        return k / (n - 1)
     v = float(raw)
     if not 0.0 <= v <= 1.0:
         return f"value {raw} is outside [0, 1]"
     return v
 
 
-def _values(raws: Iterable[str], num_bins: int) -> list[float] | str:
+def _values(raws: Iterable[str], num_bins: Bins) -> list[float] | str:
     out = []
     for raw in raws:
         v = _value(raw, num_bins)
@@ -566,7 +580,7 @@ def _make_box(vals: Sequence[float], timeline: Timeline | None) -> Box:
     return Box(vals[0], vals[1], vals[2], vals[3], px)
 
 
-def _box_from_match(groups: Sequence[str], num_bins: int, timeline: Timeline | None) -> Box | str:
+def _box_from_match(groups: Sequence[str], num_bins: Bins, timeline: Timeline | None) -> Box | str:
     vals = _values(groups, num_bins)
     if isinstance(vals, str):
         return vals
@@ -576,7 +590,7 @@ def _box_from_match(groups: Sequence[str], num_bins: int, timeline: Timeline | N
     return _make_box(vals, timeline)
 
 
-def find_span(text: str, task: str = "tvg", num_bins: int = 100, timeline: Timeline | None = None) -> Span | ParseFailure:
+def find_span(text: str, task: str = "tvg", num_bins: Bins = 100, timeline: Timeline | None = None) -> Span | ParseFailure:
     """The first ``{s, e}`` span of an answer (either text form)."""
     tokens = to_token_form(text, num_bins)
     m = _SPAN_RE.search(tokens)
@@ -591,7 +605,7 @@ def find_span(text: str, task: str = "tvg", num_bins: int = 100, timeline: Timel
     return _make_span(s, e, timeline)
 
 
-def find_box(text: str, task: str = "rec", num_bins: int = 100, timeline: Timeline | None = None) -> Box | ParseFailure:
+def find_box(text: str, task: str = "rec", num_bins: Bins = 100, timeline: Timeline | None = None) -> Box | ParseFailure:
     """The first ``[x1, y1, x2, y2]`` box of an answer (either text form)."""
     tokens = to_token_form(text, num_bins)
     m = _BOX_RE.search(tokens)
@@ -601,7 +615,7 @@ def find_box(text: str, task: str = "rec", num_bins: int = 100, timeline: Timeli
     return ParseFailure(task, text, box) if isinstance(box, str) else box
 
 
-def find_spans(text: str, task: str = "tvg", num_bins: int = 100, timeline: Timeline | None = None) -> tuple[Span, ...] | ParseFailure:
+def find_spans(text: str, task: str = "tvg", num_bins: Bins = 100, timeline: Timeline | None = None) -> tuple[Span, ...] | ParseFailure:
     """Every ``{s, e}`` span of an answer, in order (empty when there is none)."""
     tokens = to_token_form(text, num_bins)
     spans = []
@@ -615,7 +629,7 @@ def find_spans(text: str, task: str = "tvg", num_bins: int = 100, timeline: Time
     return tuple(spans)
 
 
-def find_boxes(text: str, task: str = "rec", num_bins: int = 100, timeline: Timeline | None = None) -> tuple[Box, ...] | ParseFailure:
+def find_boxes(text: str, task: str = "rec", num_bins: Bins = 100, timeline: Timeline | None = None) -> tuple[Box, ...] | ParseFailure:
     """Every ``[x1, y1, x2, y2]`` box of an answer, in order, those of ``key: [box]`` pairs included."""
     tokens = to_token_form(text, num_bins)
     boxes = []
@@ -627,7 +641,7 @@ def find_boxes(text: str, task: str = "rec", num_bins: int = 100, timeline: Time
     return tuple(boxes)
 
 
-def find_track(text: str, task: str = "stvg", num_bins: int = 100, timeline: Timeline | None = None) -> Track | ParseFailure:
+def find_track(text: str, task: str = "stvg", num_bins: Bins = 100, timeline: Timeline | None = None) -> Track | ParseFailure:
     """Every ``key: [x1, y1, x2, y2]`` pair of an answer, as a track in key order.
 
     An empty track (no pair) is a valid, empty :class:`Track`; a key written
@@ -635,12 +649,13 @@ def find_track(text: str, task: str = "stvg", num_bins: int = 100, timeline: Tim
     failure (which box is meant cannot be known).
     """
     tokens = to_token_form(text, num_bins)
+    nt, _ = _counts(num_bins)
     by_key: dict[int, TrackFrame] = {}
     for m in _PAIR_RE.finditer(tokens):
         key_raw = m.group(1)
-        k = int(_BIN_VALUE_RE.fullmatch(key_raw).group(1))  # type: ignore[union-attr]
-        if k >= num_bins:
-            return ParseFailure(task, text, f"frame key {key_raw} is outside 0..{num_bins - 1}")
+        k = int(_BIN_VALUE_RE.fullmatch(key_raw).group(2))  # type: ignore[union-attr]  # a time bin
+        if k >= nt:
+            return ParseFailure(task, text, f"frame key {key_raw} is outside 0..{nt - 1}")
         box = _box_from_match(m.groups()[1:], num_bins, timeline)
         if isinstance(box, str):
             return ParseFailure(task, text, f"frame key {key_raw}: {box}")
@@ -650,14 +665,14 @@ def find_track(text: str, task: str = "stvg", num_bins: int = 100, timeline: Tim
             continue
         frame = frame_id = seconds = None
         if timeline is not None:
-            frame = timeline.frame_index(k, num_bins)
+            frame = timeline.frame_index(k, nt)
             frame_id = timeline.frame_ids[frame] if timeline.frame_ids is not None else None
             seconds = timeline.frame_seconds(frame) if timeline.timestamps is not None else None
-        by_key[k] = TrackFrame(k, k / (num_bins - 1), box, frame, frame_id, seconds)
+        by_key[k] = TrackFrame(k, k / (nt - 1), box, frame, frame_id, seconds)
     return Track(tuple(by_key[k] for k in sorted(by_key)))
 
 
-def find_end(text: str, task: str = "elc", num_bins: int = 100, timeline: Timeline | None = None) -> TimePoint | ParseFailure:
+def find_end(text: str, task: str = "elc", num_bins: Bins = 100, timeline: Timeline | None = None) -> TimePoint | ParseFailure:
     """The time after ``Ends in`` (ELC)."""
     tokens = to_token_form(text, num_bins)
     m = _END_RE.search(tokens)
@@ -672,7 +687,7 @@ def find_end(text: str, task: str = "elc", num_bins: int = 100, timeline: Timeli
     return TimePoint(v, seconds)
 
 
-def find_elc_caption(text: str, task: str = "elc", num_bins: int = 100) -> str | ParseFailure:
+def find_elc_caption(text: str, task: str = "elc", num_bins: Bins = 100) -> str | ParseFailure:
     """The event caption of an ELC answer.
 
     The text after ``Ends in <time>`` (its comma dropped), or from the start when
@@ -694,7 +709,7 @@ def find_elc_caption(text: str, task: str = "elc", num_bins: int = 100) -> str |
     return caption
 
 
-def _find_events(text: str, task: str, num_bins: int, timeline: Timeline | None) -> tuple[Event, ...] | ParseFailure:
+def _find_events(text: str, task: str, num_bins: Bins, timeline: Timeline | None) -> tuple[Event, ...] | ParseFailure:
     tokens = to_token_form(text, num_bins)
     matches = list(_SPAN_RE.finditer(tokens))
     if not matches:
@@ -717,7 +732,7 @@ def _find_events(text: str, task: str, num_bins: int, timeline: Timeline | None)
 _PHRASE_STRIP = " \t\n,.;:"
 
 
-def _find_phrases(text: str, task: str, num_bins: int, timeline: Timeline | None) -> GroundedCaption | ParseFailure:
+def _find_phrases(text: str, task: str, num_bins: Bins, timeline: Timeline | None) -> GroundedCaption | ParseFailure:
     tokens = to_token_form(text, num_bins)
     matches = list(_BOX_RE.finditer(tokens))
     if not matches:
@@ -750,7 +765,7 @@ def parse_answer(
     task: str,
     *,
     timeline: Timeline | None = None,
-    num_bins: int = 100,
+    num_bins: Bins = 100,
     start: float | None = None,
 ) -> Answer | ParseFailure:
     """Read a generated answer into the typed result of ``task`` (see the module table).
@@ -760,7 +775,7 @@ def parse_answer(
         task: one of :data:`TASKS`.
         timeline: the sampled frames' timestamps / ids and the frame size; with
             it, results carry seconds, pixels and frame indices too.
-        num_bins: bins per axis (100 in the release).
+        num_bins: bins per axis (100 in the release): one count, or ``(time bins, space bins)``.
         start: ELC only: the normalised start time given in the prompt; the
             result's ``span`` is then ``[start, end]``.
 
@@ -778,7 +793,7 @@ def parse_answer(
         return ParseFailure(task, text, str(exc))
 
 
-def _parse(text: str, task: str, timeline: Timeline | None, num_bins: int, start: float | None) -> Answer | ParseFailure:
+def _parse(text: str, task: str, timeline: Timeline | None, num_bins: Bins, start: float | None) -> Answer | ParseFailure:
     if task == "tvg":
         span = find_span(text, task, num_bins, timeline)
         return span if isinstance(span, ParseFailure) else TemporalGrounding(text=text, span=span)

@@ -260,7 +260,7 @@ def _box_dict(b: A.Box) -> dict:
 
 
 def read_answer(
-    text: str, question: str, task: str | None, media: LoadedMedia, num_bins: int, num_tokens: int = 0,
+    text: str, question: str, task: str | None, media: LoadedMedia, num_bins: A.Bins, num_tokens: int = 0,
     start: float | None = None,
 ) -> Answer:
     """Read generated text about ``media`` into an :class:`Answer` (never raises for a bad answer)."""
@@ -521,7 +521,7 @@ class LlavaST:
             pixel_values=batch["pixel_values"], modalities=batch["modalities"], generation_config=cfg,
         )
         eos = set(cfg.eos_token_ids) if cfg.eos_token_ids is not None else {self.config.token_ids.eos}
-        nb = self.config.coords.num_temporal_bins
+        nb = (self.config.coords.num_temporal_bins, self.config.coords.num_spatial_bins)
         result = []
         for b, ((media, _), req) in enumerate(zip(prepared, reqs)):
             n = int(out.lengths[b])
