@@ -43,7 +43,9 @@ def _fake_generation(st: LlavaST, monkeypatch, texts: list[str]):
 
     def generate(input_ids, **kwargs):
         seen.update(kwargs, input_ids=input_ids)
-        return GenerationOutput(sequences=seqs[: input_ids.shape[0]], lengths=torch.tensor([len(r) for r in rows]))
+        n = input_ids.shape[0]
+        return GenerationOutput(sequences=seqs[:n], lengths=torch.tensor([len(r) for r in rows])[:n],
+                                stopped=torch.ones(n, dtype=torch.bool))
 
     monkeypatch.setattr(st.model, "generate", generate)
     return seen

@@ -35,6 +35,7 @@ import torch
 
 from . import answers as A
 from . import prompts
+from .coords import round3
 from .model.generate import GenerationConfig
 from .processor.pixels import media_pixels
 from .tokens import IMAGE_TAG, VIDEO_TAG
@@ -352,6 +353,15 @@ class Request:
             raise ValueError(f"unknown task {self.task!r}; expected one of {A.TASKS}")
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A request ready for the model: its media and the processor's encoding (:meth:`LlavaST.prepare`)."""
+
+    request: Request
+    media: LoadedMedia
+    encoded: Any
+
+
 @dataclass
 class BatchStats:
     """Where the time of the last :meth:`LlavaST.ask_batch` went (seconds)."""
@@ -461,7 +471,7 @@ class LlavaST:
 
             def submit(i: int) -> None:
                 if i < len(reqs) and futures[i] is None:
-                    futures[i] = pool.submit(self._prepare, reqs[i]) if pool else None
+                    futures[i] = pool.submit(self.prepare, reqs[i]) if pool else None
 
             for i in range(min(window, len(reqs))):
                 submit(i)
@@ -472,14 +482,14 @@ class LlavaST:
                 for i in range(lo, hi):
                     # a request no worker has started yet is prepared here rather than waited for
                     inline = not pool or futures[i].cancel()
-                    prepared.append(self._prepare(reqs[i]) if inline else futures[i].result())
+                    prepared.append(self.prepare(reqs[i]) if inline else futures[i].result())
                     futures[i] = None
                 if pool:
                     stats.waiting_for_media += time.perf_counter() - t0
                     for i in range(hi, min(hi + window, len(reqs))):
                         submit(i)
                 t1 = time.perf_counter()
-                batch_answers = self._answer(prepared, reqs[lo:hi], cfg)
+                batch_answers = self._answer(prepared, cfg)
                 stats.model += time.perf_counter() - t1
                 stats.generated_tokens += sum(a.num_tokens for a in batch_answers)
                 answers.extend(batch_answers)
@@ -502,35 +512,43 @@ class LlavaST:
         cfg.validate()
         return cfg
 
-    def _prepare(self, req: Request):
-        """Load the media and encode the prompt (runs in a worker thread)."""
+    def prepare(self, req: Request) -> Prepared:
+        """Load the media and encode the prompt of one request (thread-safe: loading pools call it)."""
         media = load_media(req.media, req.num_frames or self.num_frames, kind=req.kind, frame_range=req.frame_range,
                            time_range=req.time_range, fps=req.fps)
         tag = IMAGE_TAG if media.kind == "image" else VIDEO_TAG
         prompt = req.question if (IMAGE_TAG in req.question or VIDEO_TAG in req.question) else f"{tag}\n{req.question}"
         # one resize thread per loading thread: the pool already runs loads side by side
         pixels = media_pixels(media.frames, media.kind, self.config.vision, num_threads=1)
-        encoded = self.processor.encode(prompt, pixels)
-        return media, encoded
+        return Prepared(req, media, self.processor.encode(prompt, pixels))
 
     @torch.no_grad()
-    def _answer(self, prepared, reqs: Sequence[Request], cfg: GenerationConfig) -> list[Answer]:
-        batch = self.processor.collate([enc for _, enc in prepared], padding_side="left")
+    def generate_texts(self, prepared: Sequence[Prepared], **generation) -> list[str]:
+        """Answer texts (bin tokens kept) of prepared requests, as one batch, without reading them."""
+        return [text for text, _ in self._generate(prepared, self._generation_config(generation))]
+
+    def _generate(self, prepared: Sequence[Prepared], cfg: GenerationConfig) -> list[tuple[str, int]]:
+        """``(text, tokens generated)`` per request; the end-of-turn token is not part of the text."""
+        batch = self.processor.collate([p.encoded for p in prepared], padding_side="left")
         out = self.model.generate(
             batch["input_ids"], attention_mask=batch["attention_mask"], coord_values=batch["coord_values"],
             pixel_values=batch["pixel_values"], modalities=batch["modalities"], generation_config=cfg,
         )
-        eos = set(cfg.eos_token_ids) if cfg.eos_token_ids is not None else {self.config.token_ids.eos}
-        nb = (self.config.coords.num_temporal_bins, self.config.coords.num_spatial_bins)
         result = []
-        for b, ((media, _), req) in enumerate(zip(prepared, reqs)):
+        for b in range(len(prepared)):
             n = int(out.lengths[b])
-            ids = out.sequences[b, :n].tolist()
-            if ids and ids[-1] in eos:
-                ids = ids[:-1]
+            ids = out.sequences[b, : n - int(out.stopped[b])].tolist()
             text = self.processor.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
-            result.append(read_answer(text, req.question, req.task, media, nb, num_tokens=n, start=req.elc_start))
+            result.append((text, n))
         return result
+
+    @torch.no_grad()
+    def _answer(self, prepared: Sequence[Prepared], cfg: GenerationConfig) -> list[Answer]:
+        nb = (self.config.coords.num_temporal_bins, self.config.coords.num_spatial_bins)
+        return [
+            read_answer(text, p.request.question, p.request.task, p.media, nb, num_tokens=n, start=p.request.elc_start)
+            for p, (text, n) in zip(prepared, self._generate(prepared, cfg))
+        ]
 
     # -------------------------------------------------------------- task helpers
     def _time(self, media: LoadedMedia, t: float, units: Units, what: str) -> float:
@@ -543,6 +561,16 @@ class LlavaST:
         if media.timeline.timestamps is None:
             raise ValueError(f"{what} is in seconds but the media carry no timestamps: pass fps=... or units='normalised'")
         return float(media.timeline.to_normalised(float(t)))
+
+    def _span(self, media: LoadedMedia, start: float, end: float, units: Units) -> tuple[float, float]:
+        """A span as the prompt will carry it (normalised, 3 decimals), checked to start before it ends."""
+        s = round3(self._time(media, start, units, "start"))
+        e = round3(self._time(media, end, units, "end"))
+        if not s < e:
+            raise ValueError(
+                f"the span must start before it ends (at 3 decimals of the clip), got start={start}, end={end}"
+            )
+        return s, e
 
     def _box(self, media: LoadedMedia, box: Sequence[float], units: Units) -> tuple[float, ...]:
         if units == "normalised":
@@ -580,9 +608,7 @@ class LlavaST:
         """SVG: the box of ``query`` on each sampled frame between ``start`` and ``end``
         (seconds, or normalised with ``units="normalised"``)."""
         media = self._video(video, fps, "boxes_in_span")
-        s, e = self._time(media, start, units, "start"), self._time(media, end, units, "end")
-        if not s < e:
-            raise ValueError(f"the span must start before it ends, got start={start}, end={end}")
+        s, e = self._span(media, start, end, units)
         return self.ask(media, prompts.svg(_nonempty(query, "query"), s, e), task="svg", **generation)
 
     def caption_event(self, video: Any, start: float, box: Sequence[float], *, units: Units = "absolute",
@@ -590,9 +616,9 @@ class LlavaST:
         """ELC: from the object in ``box`` (xyxy pixels) at ``start`` (seconds), when the event
         ends, what it is, and the object's track."""
         media = self._video(video, fps, "caption_event")
-        s = self._time(media, start, units, "start")
+        s = round3(self._time(media, start, units, "start"))
         b = self._box(media, box, units)
-        req = Request(media, prompts.elc(s, b), task="elc", elc_start=round(s, 3))
+        req = Request(media, prompts.elc(s, b), task="elc", elc_start=s)
         return self.ask_batch([req], batch_size=1, num_workers=0, **generation)[0]
 
     def describe_region(self, media: Any, box: Sequence[float], *, units: Units = "absolute",
@@ -606,9 +632,7 @@ class LlavaST:
                       fps: float | None = None, **generation) -> Answer:
         """TR: what happens between ``start`` and ``end`` (seconds, or normalised)."""
         media = self._video(video, fps, "describe_span")
-        s, e = self._time(media, start, units, "start"), self._time(media, end, units, "end")
-        if not s < e:
-            raise ValueError(f"the span must start before it ends, got start={start}, end={end}")
+        s, e = self._span(media, start, end, units)
         return self.ask(media, prompts.tr(s, e), task="tr", **generation)
 
     def dense_captions(self, video: Any, *, fps: float | None = None, **generation) -> Answer:

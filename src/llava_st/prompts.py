@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from .coords import round3
+
 # ----------------------------------------------------------------- the release's wording
 
 #: REC prompts of the release; ``{x}`` is the referring expression.
@@ -62,7 +64,7 @@ ELC_SUFFIX = (
 
 def fmt_value(v: float) -> str:
     """A normalised value as plain markup text (3 decimals, as the processor rounds anyway)."""
-    return str(round(float(v), 3))
+    return str(round3(v))
 
 
 def fmt_span(start: float, end: float) -> str:

@@ -234,3 +234,26 @@ def test_two_process_sharded_run_equals_one_process(reference, stvg_file, tmp_pa
     assert ids == [list(range(0, N, 2)), list(range(1, N, 2))]
     assert report_of(out) == reference[1]
     assert "# stvg: canonical" in results[0][0] and results[1][0] == ""
+
+
+def test_runner_announces_the_next_batch_before_asking_the_current(stvg_file, tmp_path):
+    inner = fake()
+    calls: list[tuple[str, list[int]]] = []
+
+    class Prefetching:
+        def prefetch(self, requests):
+            calls.append(("prefetch", [r.sample_id for r in requests]))
+
+        def ask_batch(self, requests):
+            calls.append(("ask", [r.sample_id for r in requests]))
+            return inner.ask_batch(requests)
+
+    run_eval(Prefetching(), config(stvg_file, tmp_path / "run", batch_size=5), DistEnv())
+    ids = list(range(N))
+    batches = [ids[i : i + 5] for i in range(0, N, 5)]
+    expected = []
+    for k, batch in enumerate(batches):
+        if k + 1 < len(batches):
+            expected.append(("prefetch", batches[k + 1]))
+        expected.append(("ask", batch))
+    assert calls == expected

@@ -70,6 +70,10 @@ class Predictor(Protocol):
         ...
 
 
+# A predictor may also have ``prefetch(requests)``: the runner calls it with the next
+# batch before asking the current one, so media can load while the model generates.
+
+
 @dataclass
 class EvalConfig:
     """Settings of one evaluation run.
@@ -210,13 +214,23 @@ def _run_shard(predictor: Predictor, bench, samples: list, todo: list[int], own:
     )
     start = time.perf_counter()
     try:
+        batches = [todo[b : b + cfg.batch_size] for b in range(0, len(todo), cfg.batch_size)]
+
+        def make(batch: list[int]) -> list[Request]:
+            return [
+                bench.request(samples[i], cfg.mode, prompt_rng(cfg.seed, cfg.bench, i, cfg.mode), cfg.media_root, cfg.num_frames)
+                for i in batch
+            ]
+
+        prefetch = getattr(predictor, "prefetch", None)
+        upcoming = make(batches[0]) if batches else []
         with ShardWriter(own) as writer:
-            for b in range(0, len(todo), cfg.batch_size):
-                batch = todo[b : b + cfg.batch_size]
-                requests = [
-                    bench.request(samples[i], cfg.mode, prompt_rng(cfg.seed, cfg.bench, i, cfg.mode), cfg.media_root, cfg.num_frames)
-                    for i in batch
-                ]
+            for k, batch in enumerate(batches):
+                requests = upcoming
+                if k + 1 < len(batches):
+                    upcoming = make(batches[k + 1])
+                    if prefetch is not None:
+                        prefetch(upcoming)  # the next batch's media load while this one generates
                 answers = predictor.ask_batch(requests)
                 if not isinstance(answers, (list, tuple)) or len(answers) != len(requests):
                     got = len(answers) if isinstance(answers, (list, tuple)) else type(answers).__name__

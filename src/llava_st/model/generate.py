@@ -45,11 +45,13 @@ class GenerationConfig:
 @dataclass
 class GenerationOutput:
     """``sequences`` ``[B, N]`` new ids (``pad`` after a row's eos); ``lengths`` ``[B]``
-    tokens generated per row, eos included; ``scores`` ``[B, N, V + K]`` raw logits of
+    tokens generated per row, eos included; ``stopped`` ``[B]`` bool, the row ended with
+    an eos (its last token, at ``lengths - 1``); ``scores`` ``[B, N, V + K]`` raw logits of
     each step when asked for (before temperature/top-p)."""
 
     sequences: torch.Tensor
     lengths: torch.Tensor
+    stopped: torch.Tensor
     scores: torch.Tensor | None = None
 
 
@@ -100,7 +102,7 @@ def generate(
     """
     from transformers import DynamicCache
 
-    unknown = set(overrides) - set(GenerationConfig.__dataclass_fields__) - {"labels", "variables"}
+    unknown = set(overrides) - set(GenerationConfig.__dataclass_fields__)
     if unknown:
         raise TypeError(f"unknown generation arguments: {sorted(unknown)}")
     cfg = generation_config or GenerationConfig()
@@ -171,5 +173,6 @@ def generate(
     return GenerationOutput(
         sequences=torch.stack(tokens, dim=1),
         lengths=lengths,
+        stopped=finished,
         scores=torch.stack(scores, dim=1) if cfg.return_scores else None,
     )
