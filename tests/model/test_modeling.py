@@ -168,6 +168,7 @@ def test_bin_ids_are_fed_back_through_input_table_rows() -> None:
     ids = torch.tensor([[v + 3, v + nt + 5, v + nt + 100 + 7, 11]])
     with torch.no_grad():
         emb = model.embed_tokens(ids)[0]
+        assert torch.equal(model.embed_tokens(ids, validate=False)[0], emb)
     t_in, h_in, w_in = model.coord_tables.inputs()
     assert torch.equal(emb[0], t_in[3]) and torch.equal(emb[1], h_in[5]) and torch.equal(emb[2], w_in[7])
     assert torch.equal(emb[3], model.language_model.embed_tokens.weight[11])

@@ -162,7 +162,7 @@ def generate(
             break
         attention_mask = torch.cat([attention_mask, torch.ones_like(attention_mask[:, :1])], dim=1)
         out = model.language_model(
-            inputs_embeds=model.embed_tokens(nxt[:, None]),
+            inputs_embeds=model.embed_tokens(nxt[:, None], validate=False),
             attention_mask=attention_mask,
             position_ids=next_pos,
             cache=cache,

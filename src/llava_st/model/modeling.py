@@ -44,11 +44,12 @@ MODALITIES = ("image", "video")
 
 @dataclass
 class VideoFeatures:
-    """Packer outputs of one video: ``spatial [T, g*g, D]``, ``slow [S, g*g, D]``, ``fast [T, f*f, D]``."""
+    """Packer outputs of one video: ``spatial [T, g*g, D]``, ``slow [S, g*g, D]``, ``fast [T, f*f, D]``
+    (None when not computed)."""
 
     spatial: torch.Tensor
     slow: torch.Tensor
-    fast: torch.Tensor
+    fast: torch.Tensor | None
 
 
 @dataclass
@@ -136,12 +137,13 @@ class LlavaSTModel(nn.Module):
         # each image is its own one-frame clip: [N, 1, G*G, D]
         return add_lape(feats[:, None], signal, self.config.vision.grid_size, is_video=False)[:, 0]
 
-    def get_video_features(self, pixel_values: torch.Tensor) -> VideoFeatures:
+    def get_video_features(self, pixel_values: torch.Tensor, fast: bool = True) -> VideoFeatures:
         """One video ``[T, 3, px, px]`` -> :class:`VideoFeatures` (spatial, slow, fast streams),
-        or ``B`` videos of equal length ``[B, T, 3, px, px]`` -> the same with a leading ``B``."""
+        or ``B`` videos of equal length ``[B, T, 3, px, px]`` -> the same with a leading ``B``.
+        ``fast=False`` skips the fast stream."""
         if pixel_values.dim() == 4:
-            v = self.get_video_features(pixel_values[None])
-            return VideoFeatures(spatial=v.spatial[0], slow=v.slow[0], fast=v.fast[0])
+            v = self.get_video_features(pixel_values[None], fast)
+            return VideoFeatures(spatial=v.spatial[0], slow=v.slow[0], fast=None if v.fast is None else v.fast[0])
         if pixel_values.dim() != 5:
             raise ValueError(f"a video must be pixel_values [T, 3, H, W], got {tuple(pixel_values.shape)}")
         b, t = pixel_values.shape[:2]
@@ -149,8 +151,8 @@ class LlavaSTModel(nn.Module):
         feats = self.encode_frames(pixel_values.flatten(0, 1))  # [B*T, G*G, D]
         signal = self.coord_tables.lape_signal(self._ntp())
         feats = add_lape(feats.reshape(b, t, *feats.shape[1:]), signal, self.config.vision.grid_size, is_video=True)
-        spatial, slow, fast = self.packer(feats)  # [B, T, g*g, D], [B, S, g*g, D], [B, T, f*f, D]
-        return VideoFeatures(spatial=spatial, slow=slow, fast=fast)
+        spatial, slow, fast_stream = self.packer(feats, fast)  # [B, T, g*g, D], [B, S, g*g, D], [B, T, f*f, D]
+        return VideoFeatures(spatial=spatial, slow=slow, fast=fast_stream)
 
     def _visual_features(
         self, pixel_values: Sequence[torch.Tensor | None], modalities: Sequence[str | None]
@@ -172,7 +174,8 @@ class LlavaSTModel(nn.Module):
                 for i, b in enumerate(members):
                     out[b] = feats[i]
                 continue
-            v = self.get_video_features(torch.stack([pixel_values[b] for b in members]))
+            # the release does not write the fast stream: then it is not computed either
+            v = self.get_video_features(torch.stack([pixel_values[b] for b in members]), fast=self.config.inject_fast_stream)
             d = v.slow.shape[-1]
             for i, b in enumerate(members):
                 rows = [v.fast[i].reshape(-1, d)] if self.config.inject_fast_stream else []
@@ -180,21 +183,28 @@ class LlavaSTModel(nn.Module):
         return out
 
     # ------------------------------------------------------------- embedding
-    def embed_tokens(self, input_ids: torch.Tensor) -> torch.Tensor:
+    def embed_tokens(self, input_ids: torch.Tensor, validate: bool = True) -> torch.Tensor:
         """``[B, L]`` ids -> ``[B, L, D]``: text rows for ids ``< V``; bin id ``V + k`` reads
-        row ``k`` of ``[E_in[t]; E_in[h]; E_in[w]]`` (how generated coordinates are fed back)."""
+        row ``k`` of ``[E_in[t]; E_in[h]; E_in[w]]`` (how generated coordinates are fed back).
+
+        ``validate=False`` (the decoding loop, whose ids come from an argmax over the
+        extended vocabulary) skips the range check and any host synchronisation.
+        """
         v = self.config.text.vocab_size
+        table = torch.cat(self.coord_tables.inputs(self._ntp()))  # [K, D], small
+        is_bin = input_ids >= v
+        if not validate:
+            rows = table[(input_ids - v).clamp(0, table.shape[0] - 1)]  # [B, L, D]
+            text = self.language_model.embed_tokens(input_ids.clamp(max=v - 1))
+            return torch.where(is_bin.unsqueeze(-1), rows.to(text.dtype), text)
         total = self.config.extended_vocab_size
         if input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= total):
             raise ValueError(
                 f"input_ids must lie in [0, {total}); got values in [{int(input_ids.min())}, {int(input_ids.max())}]"
             )
         embeds = self.language_model.embed_tokens(input_ids.clamp(max=v - 1))
-        is_bin = input_ids >= v
         if is_bin.any():
-            table = torch.cat(self.coord_tables.inputs(self._ntp()))  # [K, D], small
-            rows = table[input_ids[is_bin] - v].to(embeds.dtype)
-            embeds = embeds.masked_scatter(is_bin.unsqueeze(-1), rows)
+            embeds = embeds.masked_scatter(is_bin.unsqueeze(-1), table[input_ids[is_bin] - v].to(embeds.dtype))
         return embeds
 
     @staticmethod

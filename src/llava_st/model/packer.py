@@ -163,24 +163,26 @@ class SpatialTemporalPacker(nn.Module):
     def num_slots(self, frames: int) -> int:
         return max(1, frames // self.temporal_window)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, fast: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """``[B, T, G*G, D]`` clips (LAPE applied) -> ``(spatial [B, T, g*g, D], slow [B, S, g*g, D],
         fast [B, T, (g/ff)^2, D])``. A single clip ``[T, G*G, D]`` gives the same without ``B``.
+        ``fast=False`` skips the fast block (its output is then None), for models that
+        do not write the fast stream into the sequence.
 
         Frames are independent in the spatial and fast blocks, and spatial
         positions are independent in the slow block, so a batch of clips with
         the same ``T`` runs as one call of each block.
         """
         if x.dim() == 3:
-            return tuple(t[0] for t in self.forward(x[None]))
+            return tuple(None if t is None else t[0] for t in self.forward(x[None], fast))
         b, t, _, d = x.shape
         g = self.grid // self.spatial_factor
         packed = self.spatial.spatial(x.reshape(b * t, -1, d), self.grid, self.spatial_factor)  # [B*T, g*g, D]
-        fast = self.fast.spatial(packed, g, self.fast_factor)  # [B*T, f*f, D]
+        fast_out = self.fast.spatial(packed, g, self.fast_factor).reshape(b, t, -1, d) if fast else None  # [B, T, f*f, D]
         per_time = packed.reshape(b, t, g * g, d).transpose(0, 1).reshape(t, b * g * g, d)  # [T, B*g*g, D]
         slots = self.num_slots(t)
         slow = self.slow.temporal(per_time, slots).reshape(slots, b, g * g, d).transpose(0, 1)  # [B, S, g*g, D]
-        return packed.reshape(b, t, g * g, d), slow, fast.reshape(b, t, -1, d)
+        return packed.reshape(b, t, g * g, d), slow, fast_out
 
 
 __all__ = ["PackerBlock", "RegionAttention", "SpatialTemporalPacker"]
