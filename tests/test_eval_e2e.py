@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import kill_after_records
-from llava_st.eval.store import read_records, shard_path
+from llava_st.eval.store import MANIFEST, read_records, shard_path
 from llava_st.synth import PRESETS, generate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,3 +95,20 @@ def test_two_processes_give_the_one_process_report(tiny_model_dir, synth_set, re
     for p, (_, err) in zip(procs, results):
         assert p.returncode == 0, err
     assert _report(out) == reference
+
+
+def test_bad_inputs_fail_before_the_model_loads(synth_set, tmp_path) -> None:
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / MANIFEST).write_text("{}")
+    missing_model = tmp_path / "no-model"  # never reached: the checks come first
+    for args, message in (
+        (["--data", str(tmp_path / "nope.json"), "--media-root", str(synth_set)], "nope.json"),
+        (["--data-root", str(synth_set), "--out", str(used)], "holds a previous run"),
+    ):
+        cmd = [sys.executable, "-m", "llava_st", "eval", "--model", str(missing_model), "--bench", "synth-stvg",
+               "--num-frames", "12", "--no-progress", *args]
+        if "--out" not in args:
+            cmd += ["--out", str(tmp_path / "run")]
+        proc = subprocess.run(cmd, env=_env(), cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 1 and message in proc.stderr, proc.stderr

@@ -29,11 +29,11 @@ from typing import Any, Callable
 from ..eval.base import AnnotationError, ReleaseCrash
 from ..eval.benchmarks import BENCHMARKS, default_paths, infer_split
 from ..eval.report import markdown
-from ..eval.runner import EvalConfig, Predictor, run_eval
-
-BUILTIN_PREDICTOR = "llava_st.eval.predictor:load"
+from ..eval.runner import EvalConfig, Predictor, preflight, run_eval
 from ..eval.shards import dist_env
 from ..eval.store import StoreError
+
+BUILTIN_PREDICTOR = "llava_st.eval.predictor:load"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -113,9 +113,6 @@ def run(args: argparse.Namespace) -> int:
             options["model"] = args.model
         elif args.predictor == BUILTIN_PREDICTOR:
             raise ValueError("give --model (a model folder or name), or a --predictor of your own")
-        predictor = load_factory(args.predictor)(**options)
-        if not isinstance(predictor, Predictor):
-            raise ValueError(f"--predictor returned {type(predictor).__name__}, which has no ask_batch(requests)")
         cfg = EvalConfig(
             bench=args.bench,
             data=data,
@@ -130,6 +127,10 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             progress=not args.no_progress,
         )
+        preflight(cfg)  # bad data or a used folder fail now, not after the model has loaded
+        predictor = load_factory(args.predictor)(**options)
+        if not isinstance(predictor, Predictor):
+            raise ValueError(f"--predictor returned {type(predictor).__name__}, which has no ask_batch(requests)")
         report = run_eval(predictor, cfg, dist_env())
     except (AnnotationError, ReleaseCrash, StoreError, RuntimeError, ValueError, OSError) as exc:
         print(f"llava-st eval: {exc}", file=sys.stderr)

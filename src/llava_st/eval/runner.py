@@ -140,14 +140,8 @@ def run_eval(predictor: Predictor, cfg: EvalConfig, env: DistEnv | None = None) 
         ReleaseCrash: published mode on a set where the released scorer crashes
             (the records and ``predictions.jsonl`` are written first).
     """
-    check_mode(cfg.mode)
-    if cfg.batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {cfg.batch_size}")
-    if cfg.mode == "published" and cfg.num_frames != 100:
-        raise ValueError("published-compatible runs sample 100 frames, as the release; do not change num_frames")
+    bench, samples = _load(cfg)
     env = env or dist_env()
-    bench = get_benchmark(cfg.bench)
-    samples = bench.load(cfg.data)
     ids = select_ids(bench, len(samples), cfg.mode, cfg.limit)
     out = Path(cfg.out_dir)
 
@@ -173,6 +167,29 @@ def run_eval(predictor: Predictor, cfg: EvalConfig, env: DistEnv | None = None) 
         return _finish(bench, samples, records, out, cfg)
     finally:
         coord.close()
+
+
+def _load(cfg: EvalConfig):
+    """Check the settings and read the annotation file: ``(benchmark, samples)``."""
+    check_mode(cfg.mode)
+    if cfg.batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {cfg.batch_size}")
+    if cfg.mode == "published" and cfg.num_frames != 100:
+        raise ValueError("published-compatible runs sample 100 frames, as the release; do not change num_frames")
+    bench = get_benchmark(cfg.bench)
+    return bench, bench.load(cfg.data)
+
+
+def preflight(cfg: EvalConfig) -> None:
+    """Every check of :func:`run_eval` that needs no model (settings, annotation file, output
+    folder), so that a command line can fail before it spends minutes loading a model.
+
+    Raises what :func:`run_eval` raises for the same problems.
+    """
+    _load(cfg)
+    problem = _folder_problem(Path(cfg.out_dir), cfg)
+    if problem:
+        raise RuntimeError(problem)
 
 
 def _folder_problem(out: Path, cfg: EvalConfig) -> str | None:
