@@ -457,15 +457,41 @@ class LlavaSTConfig:
         return out
 
     @classmethod
+    def from_pretrained(cls, folder: str | Path) -> "LlavaSTConfig":
+        """The config of a model folder in the release layout, its tower resolved.
+
+        Configs we write carry the tower inline (``vision_config``). A release
+        config names the tower in ``mm_vision_tower``: when that is a local folder
+        holding ``config.json`` (relative to the model folder, or absolute), its
+        sizes are read from there; otherwise (the release's hub id) the so400m
+        defaults of :class:`VisionConfig` apply.
+        """
+        folder = Path(folder)
+        path = folder / "config.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"no config.json in {folder}")
+        data = _read_json(path)
+        vision = None
+        name = data.get("mm_vision_tower") or data.get("vision_tower")
+        if "vision_config" not in data and name:
+            candidates = (folder / name / "config.json", Path(name) / "config.json")
+            found = next((c for c in candidates if c.is_file()), None)
+            if found is not None:
+                select = int(data.get("mm_vision_select_layer", -2))
+                vision = VisionConfig.from_siglip_dict(_read_json(found), select_layer=select)
+            elif int(data.get("mm_hidden_size", VisionConfig.hidden_size)) != VisionConfig.hidden_size:
+                raise FileNotFoundError(
+                    f"{path} names the vision tower {name!r}, whose width {data['mm_hidden_size']} is not the "
+                    f"so400m default, but neither {candidates[0]} nor {candidates[1]} exists to give its sizes"
+                )
+        return cls.from_release_dict(data, vision=vision)
+
+    @classmethod
     def from_json_file(cls, path: str | Path, vision: VisionConfig | None = None) -> "LlavaSTConfig":
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"config file not found: {path}")
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path} is not valid JSON: {exc}") from exc
-        return cls.from_release_dict(data, vision=vision)
+        return cls.from_release_dict(_read_json(path), vision=vision)
 
     def to_json_file(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_release_dict(), indent=2, sort_keys=True) + "\n")
@@ -473,6 +499,16 @@ class LlavaSTConfig:
     def replace(self, **changes) -> "LlavaSTConfig":
         """A copy with top-level fields changed (validated again)."""
         return replace(self, **changes)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(data).__name__}")
+    return data
 
 
 def _vision_dict(v: VisionConfig) -> dict[str, Any]:

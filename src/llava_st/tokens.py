@@ -184,11 +184,6 @@ _FIELD_ORDER = (
 )
 
 
-def empty_variables() -> dict[str, list[float]]:
-    """A release ``variables`` dict with six empty lists."""
-    return {key: [] for key in VARIABLE_KEYS}
-
-
 def values_from_variables(
     input_ids: "torch.Tensor",
     variables: Mapping[str, Sequence[float]] | None,

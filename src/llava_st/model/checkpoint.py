@@ -9,10 +9,11 @@ parameter of the model must be provided and every tensor of the checkpoint
 must be used, with matching shapes; otherwise :class:`CheckpointError` lists
 every missing, unexpected and mis-shaped key.
 
-The tower's config comes from the folder named by ``mm_vision_tower`` when it
-is a local folder (relative to the checkpoint folder, or absolute), else from
-an inline ``vision_config`` (configs we write), else the so400m defaults; its
-weights always come from the LLaVA-ST checkpoint.
+The tower's config comes from an inline ``vision_config`` (configs we write),
+else from the folder named by ``mm_vision_tower`` when it is a local folder
+(relative to the checkpoint folder, or absolute), else the so400m defaults
+(:meth:`LlavaSTConfig.from_pretrained`); its weights always come from the
+LLaVA-ST checkpoint.
 
 LoRA stages are stored as a PEFT adapter plus ``non_lora_trainables.bin``;
 :func:`load_lora_adapter` merges them (pickles read only with ``weights_only=True``).
@@ -25,12 +26,12 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Mapping
 
 import torch
 from torch import nn
 
-from ..config import LlavaSTConfig, VisionConfig
+from ..config import LlavaSTConfig
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -144,44 +145,9 @@ def _weight_files(folder: Path) -> list[Path]:
     raise FileNotFoundError(f"no {WEIGHTS_NAME} or {INDEX_NAME} in {folder}")
 
 
-def iter_checkpoint(folder: str | Path) -> Iterator[tuple[str, str, Path]]:
-    """``(key, dtype name, file)`` of every tensor in a safetensors checkpoint folder, without loading."""
-    from safetensors import safe_open
-
-    for path in _weight_files(Path(folder)):
-        with safe_open(str(path), framework="pt") as f:
-            for key in f.keys():
-                yield key, f.get_slice(key).get_dtype(), path
-
-
-def read_vision_config(folder: Path, data: Mapping) -> VisionConfig | None:
-    """The tower config from the local folder ``mm_vision_tower`` names, when there is one."""
-    name = data.get("mm_vision_tower") or data.get("vision_tower")
-    if not name:
-        return None
-    for candidate in (folder / name, Path(name)):
-        cfg = candidate / CONFIG_NAME
-        if cfg.is_file():
-            try:
-                tower = json.loads(cfg.read_text())
-            except json.JSONDecodeError as exc:
-                raise CheckpointError(f"{cfg} is not valid JSON: {exc}") from exc
-            return VisionConfig.from_siglip_dict(tower, select_layer=int(data.get("mm_vision_select_layer", -2)))
-    return None
-
-
 def load_config(folder: str | Path) -> LlavaSTConfig:
-    """Read ``config.json`` of a release-layout folder (tower config resolved as described above)."""
-    folder = Path(folder)
-    path = folder / CONFIG_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"no {CONFIG_NAME} in {folder}")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path} is not valid JSON: {exc}") from exc
-    vision = None if "vision_config" in data else read_vision_config(folder, data)
-    return LlavaSTConfig.from_release_dict(data, vision=vision)
+    """Read ``config.json`` of a release-layout folder (:meth:`LlavaSTConfig.from_pretrained`)."""
+    return LlavaSTConfig.from_pretrained(folder)
 
 
 def _parse_dtype(dtype: torch.dtype | str) -> torch.dtype:

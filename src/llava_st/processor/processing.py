@@ -37,7 +37,7 @@ from typing import Any, Literal, Mapping, Sequence
 import numpy as np
 import torch
 
-from ..config import LlavaSTConfig, VisionConfig
+from ..config import LlavaSTConfig
 from ..coords import CoordinateError, Variables, convert_conversation, find_bins
 from ..tokens import IMAGE_MARKERS, PLACEHOLDERS, VIDEO_MARKERS, bin_tokens, values_from_variables
 from .chat import (
@@ -184,36 +184,9 @@ class _Prepared:
 
 
 def read_model_config(folder: str | Path) -> LlavaSTConfig:
-    """The :class:`LlavaSTConfig` of a model folder, its vision tower config resolved.
-
-    Configs we write carry the tower inline (``vision_config``). A release
-    config names the tower in ``mm_vision_tower``: a folder relative to the
-    model folder (its ``config.json`` is read) or the release's hub id, whose
-    sizes are the :class:`VisionConfig` defaults.
-
-    Raises:
-        FileNotFoundError: no ``config.json``, or a tower that is neither a
-            folder holding ``config.json`` nor the release tower.
-    """
-    folder = Path(folder)
-    path = folder / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"no config.json in {folder}; the processor reads the model config from it")
-    data = json.loads(path.read_text())
-    vision = None
-    if "vision_config" not in data:
-        tower = data.get("mm_vision_tower") or data.get("vision_tower") or LlavaSTConfig.vision_tower
-        tower_config = folder / tower / "config.json"
-        if tower_config.is_file():
-            vision = VisionConfig.from_siglip_dict(
-                json.loads(tower_config.read_text()), select_layer=int(data.get("mm_vision_select_layer", -2))
-            )
-        elif tower != LlavaSTConfig.vision_tower:
-            raise FileNotFoundError(
-                f"{path} names the vision tower {tower!r}, but {tower_config} does not exist and it is not the "
-                f"release tower {LlavaSTConfig.vision_tower!r}"
-            )
-    return LlavaSTConfig.from_release_dict(data, vision=vision)
+    """The :class:`LlavaSTConfig` of a model folder, its vision tower resolved
+    (:meth:`LlavaSTConfig.from_pretrained`)."""
+    return LlavaSTConfig.from_pretrained(folder)
 
 
 class LlavaSTProcessor:
