@@ -503,7 +503,7 @@ def test_max_length_is_enforced_not_truncated():
 
 def test_too_small_runs_are_rejected():
     p = tiny_processor(spatial_factor=3, fast_factor=2, image_size=84)
-    with pytest.raises(ValueError, match="fast video stream"):
+    with pytest.raises(ValueError, match=r"a video of 1 frame\(s\) gives 1 fast"):
         # one frame with a 1x1 fast grid leaves a single fast position
         p("<video>\nA", media=pixels(1))
 

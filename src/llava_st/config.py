@@ -314,8 +314,12 @@ class LlavaSTConfig:
     def validate(self) -> None:
         """Raise ``ValueError`` naming the field when sizes do not fit together."""
         v, p = self.vision, self.packer
-        if v.grid_size < 1:
-            raise ValueError(f"vision.image_size {v.image_size} is smaller than vision.patch_size {v.patch_size}")
+        if v.grid_size < 2:
+            # an image run needs room for its start and end markers
+            raise ValueError(
+                f"vision.image_size {v.image_size} gives a {v.grid_size}x{v.grid_size} patch grid with patch_size "
+                f"{v.patch_size}; at least 2x2 is needed"
+            )
         if not 1 <= v.num_kept_layers <= v.num_hidden_layers:
             raise ValueError(
                 f"vision.select_layer {v.select_layer} leaves {v.num_kept_layers} of "

@@ -155,13 +155,10 @@ class SpatialTemporalPacker(nn.Module):
         self.grid = config.vision.grid_size
         self.spatial_factor = pc.spatial_factor
         self.fast_factor = pc.fast_factor
-        self.temporal_window = pc.temporal_window
+        self.num_slots = config.num_slow_slots
         self.spatial = PackerBlock(d, pc.embed_dim, pc.num_heads, pc.layer_norm_eps)
         self.slow = PackerBlock(d, pc.embed_dim, pc.num_heads, pc.layer_norm_eps)
         self.fast = PackerBlock(d, pc.embed_dim, pc.num_heads, pc.layer_norm_eps)
-
-    def num_slots(self, frames: int) -> int:
-        return max(1, frames // self.temporal_window)
 
     def forward(self, x: torch.Tensor, fast: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """``[B, T, G*G, D]`` clips (LAPE applied) -> ``(spatial [B, T, g*g, D], slow [B, S, g*g, D],

@@ -263,15 +263,13 @@ class LlavaSTProcessor:
         ids = self.token_ids
         if modality == "image":
             n = self.config.image_token_count
-            _check_run_length("image", n)
             run = torch.full((n,), ids.im_patch, dtype=torch.long)
             run[0], run[-1] = ids.im_start, ids.im_end
             return run
         if modality == "video":
+            self.config.check_video_frames(num_frames)
             fast = self.config.video_fast_token_count(num_frames)
             slow = self.config.video_slow_token_count(num_frames)
-            _check_run_length(f"fast video stream ({num_frames} frames)", fast)
-            _check_run_length(f"slow video stream ({num_frames} frames)", slow)
             run = torch.full((fast + slow,), ids.vid_patch, dtype=torch.long)
             run[0], run[fast - 1] = ids.vid_start, ids.vid_end
             run[fast], run[-1] = ids.slow_vid_start, ids.slow_vid_end
@@ -513,11 +511,6 @@ class LlavaSTProcessor:
 
 
 _FIELD_OF = {IMAGE_MARKERS[0]: "im_start", VIDEO_MARKERS[0]: "vid_start"}
-
-
-def _check_run_length(what: str, n: int) -> None:
-    if n < 2:
-        raise ValueError(f"the {what} has {n} position(s); a run needs at least its start and end markers")
 
 
 def _is_batch(conversations: Any) -> bool:
