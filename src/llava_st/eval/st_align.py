@@ -264,7 +264,7 @@ class STAlign(Benchmark):
         pred: dict[str, list[int]] = {}
         for k, v in pairs.items():
             t = str(round(a + k / (RELEASE_FRAMES - 1) * (d - 1)))
-            v = [x / 99 for x in v]
+            v = [x / (BINS - 1) for x in v]
             pred[t] = [round(x) for x in (v[0] * s.width, v[1] * s.height, v[2] * s.width, v[3] * s.height)]
         gt = {k: _xyxy(box) for k, box in s.track.items() if int(k) in frame_idx}
         readable = bool(pred) and (found or self.task == "svg")

@@ -86,9 +86,7 @@ class Choice:
 # ---------------------------------------------------------------- formatting helpers
 
 
-def num(value: float) -> str:
-    """A coordinate as the release writes it: ``str(round(v, 3))``."""
-    return str(round3(value))
+num = prompts.fmt_value  # a coordinate as the release writes it: str(round(v, 3))
 
 
 def norm_box(box: tuple[int, int, int, int], width: int, height: int) -> list[float]:
