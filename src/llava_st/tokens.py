@@ -21,6 +21,9 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 if TYPE_CHECKING:  # torch is imported where tensors are made, so `import llava_st` stays light
     import torch
 
+#: Label of a position that is not supervised.
+IGNORE_INDEX = -100
+
 IMAGE_TAG = "<image>"
 VIDEO_TAG = "<video>"
 

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from ..tokens import SpecialTokenIds
-
-IGNORE_INDEX = -100
+from ..tokens import IGNORE_INDEX, SpecialTokenIds
 _CHUNK_ROWS = 1024
 
 

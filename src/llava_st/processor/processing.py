@@ -39,7 +39,7 @@ import torch
 
 from ..config import LlavaSTConfig
 from ..coords import CoordinateError, Variables, convert_conversation, find_bins
-from ..tokens import IMAGE_MARKERS, PLACEHOLDERS, VIDEO_MARKERS, bin_tokens, values_from_variables
+from ..tokens import IGNORE_INDEX, IMAGE_MARKERS, PLACEHOLDERS, VIDEO_MARKERS, bin_tokens, values_from_variables
 from .chat import (
     DEFAULT_SYSTEM_PROMPT,
     ChatText,
@@ -60,7 +60,6 @@ from .tokenizer import check_tokenizer, load_tokenizer, single_token_id
 LabelMode = Literal["ours", "release"]
 PaddingSide = Literal["left", "right"]
 
-IGNORE_INDEX = -100
 PROCESSOR_FILE = "llava_st_processor.json"
 _FORMAT = "llava_st_processor"
 _FORMAT_VERSION = 1
