@@ -217,3 +217,14 @@ def test_answer_pictures_and_files(st: LlavaST, media, monkeypatch, tmp_path) ->
     assert probe_video(mp4).num_frames == probe_video(media["video"]).num_frames
     with pytest.raises(ValueError, match="needs a question about a video file"):
         st.refer(media["image"], "x").save(tmp_path / "b.mp4")
+
+
+def test_repeated_frames_of_a_short_split_are_preprocessed_once_with_the_same_pixels(st: LlavaST, media) -> None:
+    from llava_st.media import preprocess_frames
+
+    short = Request(media["video"], "What?", frame_range=(3, 7), num_frames=12)  # 5 frames sampled 12 times
+    prepared = st.prepare(short)
+    assert len(set(prepared.media.timeline.frame_ids)) == 5
+    v = st.config.vision
+    expected = preprocess_frames(prepared.media.frames, v.image_size, v.image_mean, v.image_std)
+    assert torch.equal(prepared.encoded.pixel_values, expected)

@@ -518,8 +518,13 @@ class LlavaST:
                            time_range=req.time_range, fps=req.fps)
         tag = IMAGE_TAG if media.kind == "image" else VIDEO_TAG
         prompt = req.question if (IMAGE_TAG in req.question or VIDEO_TAG in req.question) else f"{tag}\n{req.question}"
+        # a split shorter than T samples frames more than once: preprocess each frame once
+        ids = np.asarray(media.timeline.frame_ids if media.timeline.frame_ids is not None else range(len(media.frames)))
+        _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
         # one resize thread per loading thread: the pool already runs loads side by side
-        pixels = media_pixels(media.frames, media.kind, self.config.vision, num_threads=1)
+        pixels = media_pixels(media.frames[first], media.kind, self.config.vision, num_threads=1)
+        if len(first) < len(ids):
+            pixels = pixels[torch.from_numpy(inverse.reshape(-1))]
         return Prepared(req, media, self.processor.encode(prompt, pixels))
 
     @torch.no_grad()
