@@ -97,7 +97,8 @@ def main() -> None:
     bare_ids = torch.full((args.batch, 1), 11, device=args.device)
 
     def step_ours(cache, i, m, p):
-        h = ours.language_model(inputs_embeds=ours.embed_tokens(ids[i % 2]), attention_mask=m, position_ids=p,
+        # the decoding loop's embedding (LlavaSTModel.generate): no range check, no host sync
+        h = ours.language_model(inputs_embeds=ours.embed_tokens(ids[i % 2], validate=False), attention_mask=m, position_ids=p,
                                 cache=cache, use_cache=True).last_hidden_state[:, -1]
         return ours.extended_logits(h)
 
