@@ -26,34 +26,24 @@ def _positive(text: str) -> int:
     return value
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {value}")
-    return value
+def _float_arg(accept, expected: str):
+    """An argparse type: a number for which ``accept(value)`` holds, else an error saying ``expected``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
+        return value
+
+    return parse
 
 
-def _fps(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value <= 240:
-        raise argparse.ArgumentTypeError(f"expected a frame rate in (0, 240], got {value}")
-    return value
-
-
-def _scale(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive factor, got {value}")
-    return value
+_fraction = _float_arg(lambda v: 0.0 <= v < 1.0, "a fraction in [0, 1)")
+_fps = _float_arg(lambda v: 0 < v <= 240, "a frame rate in (0, 240]")
+_scale = _float_arg(lambda v: v > 0, "a positive factor")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
