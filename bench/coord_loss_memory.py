@@ -30,7 +30,7 @@ from torch.nn import functional as F
 
 from _machine import write_result
 from llava_st.model.loss import build_targets, coordinate_loss
-from llava_st.tokens import SpecialTokenIds
+from llava_st.protocol.tokens import SpecialTokenIds
 
 V, BINS = 32000, 100
 

@@ -25,7 +25,7 @@ from conftest import parity_cases, parity_dir
 from llava_st.model import LlavaSTModel
 from llava_st.model.lape import add_lape
 from llava_st.model.loss import build_targets, soft_target_cross_entropy
-from llava_st.tokens import values_from_variables
+from llava_st.protocol.tokens import values_from_variables
 
 # Tolerances of the fixture README ("Suggested bounds").
 FEATURE = dict(atol=1e-5, rtol=1e-4)

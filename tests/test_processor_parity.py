@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from llava_st.coords import extract_variables, format_coordinates
+from llava_st.protocol.coords import extract_variables, format_coordinates
 from llava_st.processor import LlavaSTProcessor
-from llava_st.tokens import PLACEHOLDER_TO_KEY, PLACEHOLDERS
+from llava_st.protocol.tokens import PLACEHOLDER_TO_KEY, PLACEHOLDERS
 from tests.conftest import parity_cases
 
 CASES = parity_cases()

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from .tokens import SpecialTokenIds
+from .protocol.tokens import SpecialTokenIds
 
 MODEL_TYPE = "llava_qwen"
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from llava_st.coords import release_rewrite
+from llava_st.protocol.coords import release_rewrite
 from llava_st.eval.base import AnnotationError, ReleaseCrash
 from llava_st.eval.charades import CharadesSTA, read_charades, video_file
 from llava_st.eval.scoring import score

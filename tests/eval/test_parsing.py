@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llava_st.coords import release_rewrite
+from llava_st.protocol.coords import release_rewrite
 from llava_st.eval.parsing import release_box, release_end_caption, release_pairs, release_span, release_texts
 
 

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from llava_st.coords import release_rewrite
+from llava_st.protocol.coords import release_rewrite
 from llava_st.eval.base import AnnotationError
 from llava_st.eval.refcoco import PROMPTS, RefCOCO, read_refcoco
 from llava_st.eval.scoring import score

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from llava_st.cli import main
-from llava_st.coords import release_rewrite
+from llava_st.protocol.coords import release_rewrite
 from llava_st.eval.base import PredictionError
 from llava_st.eval.scoring import read_predictions
 

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from llava_st.coords import release_rewrite, to_placeholders
+from llava_st.protocol.coords import release_rewrite, to_placeholders
 from llava_st.eval.base import AnnotationError, ReleaseCrash
 from llava_st.eval.scoring import score
 from llava_st.eval.st_align import SPAN_PHRASES, STAlign, read_st_align

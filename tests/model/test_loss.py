@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from llava_st.model.loss import build_targets, coordinate_loss, soft_target_cross_entropy
-from llava_st.tokens import SpecialTokenIds
+from llava_st.protocol.tokens import SpecialTokenIds
 
 V, NT, NS = 40, 10, 6  # text vocabulary and bins: extended vocabulary 40 + 10 + 6 + 6
 E = V + NT + 2 * NS

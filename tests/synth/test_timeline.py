@@ -1,27 +1,16 @@
-"""The sampler's frame ids and the time values built from them (SPEC §2.1)."""
+"""Event spans on the sampled frames and the time values built from them (SPEC §2.1)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from llava_st.synth.timeline import min_event_frames, sample_indices, sampled_span, time_value
-
-
-def test_sample_indices_follow_the_spec_formula():
-    # a + round(i / (T - 1) * (b - a)), Python round (ties to even)
-    assert sample_indices(0, 99, 100) == list(range(100))
-    assert sample_indices(0, 9, 4) == [0, 3, 6, 9]
-    assert sample_indices(10, 12, 5) == [10, 10, 11, 12, 12]  # 0.5 -> 0 and 1.5 -> 2
-    assert sample_indices(5, 6, 2) == [5, 6]
-    with pytest.raises(ValueError):
-        sample_indices(0, 10, 1)
-    with pytest.raises(ValueError):
-        sample_indices(5, 4, 10)
+from llava_st.protocol.timebase import sample_frame_indices
+from llava_st.synth.timeline import min_event_frames, sampled_span, time_value
 
 
 def test_sampled_span_and_time_values():
-    idx = sample_indices(0, 23, 16)
+    idx = sample_frame_indices(0, 23, 16).tolist()
     assert idx[:8] == [0, 2, 3, 5, 6, 8, 9, 11]  # round(i * 23 / 15)
     assert sampled_span(idx, 5, 11) == (3, 7)
     assert sampled_span(idx, 4, 4) is None
@@ -32,7 +21,7 @@ def test_sampled_span_and_time_values():
 @pytest.mark.parametrize("F,T", [(24, 16), (100, 100), (300, 100), (31, 7), (100, 17)])
 def test_min_event_frames_always_holds_three_sampled_frames(F, T):
     need = min_event_frames(F, T)
-    sampled = np.array(sorted(set(sample_indices(0, F - 1, T))))
+    sampled = np.array(sorted(set(sample_frame_indices(0, F - 1, T).tolist())))
     for start in range(0, F - need + 1):
         inside = np.count_nonzero((sampled >= start) & (sampled <= start + need - 1))
         assert inside >= 3, (F, T, start)

@@ -22,7 +22,7 @@ EXIT_FAILURE = 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..answers import TASKS
+    from ..protocol.answers import TASKS
 
     parser.add_argument("question", help="the question (write coordinates as {s, e} spans or [x1, y1, x2, y2] boxes, normalised)")
     parser.add_argument("--model", required=True, help="model folder in the release layout, or a registered model name")
@@ -52,8 +52,8 @@ def _say(args, message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..answers import OutOfRangeError
-    from ..coords import CoordinateError
+    from ..protocol.answers import OutOfRangeError
+    from ..protocol.coords import CoordinateError
     from ..infer import LlavaST, Request
     from ..media import MediaError
 

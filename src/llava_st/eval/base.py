@@ -17,6 +17,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping
+from ..errors import DataError, EvalError
 
 Mode = Literal["canonical", "published"]
 MODES: tuple[str, ...] = ("canonical", "published")
@@ -33,7 +34,7 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-class AnnotationError(ValueError):
+class AnnotationError(DataError):
     """A benchmark annotation file that does not have the released format.
 
     The message names the file, the sample index and the field.
@@ -45,11 +46,11 @@ class AnnotationError(ValueError):
         super().__init__(f"{path}: {where}field {field!r}: {problem}")
 
 
-class PredictionError(ValueError):
+class PredictionError(EvalError, ValueError):
     """A predictions file that is malformed or does not match the annotation list."""
 
 
-class ReleaseCrash(RuntimeError):
+class ReleaseCrash(EvalError, RuntimeError):
     """Published-compatible scoring cannot go on: the released scorer crashes on this sample.
 
     The release gives no numbers for such a file; canonical mode scores it.
@@ -175,7 +176,7 @@ class Benchmark(ABC):
 
     #: benchmark name on the command line (``refcoco``, ``charades-sta``, ``stvg`` ...)
     name: str = ""
-    #: the task grammar of its answers (:data:`llava_st.answers.TASKS`)
+    #: the task grammar of its answers (:data:`llava_st.protocol.answers.TASKS`)
     task: str = ""
 
     @abstractmethod

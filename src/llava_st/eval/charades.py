@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..answers import ParseFailure, find_span
-from ..prompts import CHARADES_TEMPLATE
+from ..protocol.answers import ParseFailure, find_span
+from ..protocol.prompts import CHARADES_TEMPLATE
 from . import metrics
 from .base import AnnotationError, Benchmark, MediaRequest, ReleaseCrash, Request, as_number, as_text, load_json_list, need
 from .parsing import release_span, release_texts

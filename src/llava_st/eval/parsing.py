@@ -1,7 +1,7 @@
 """The release's answer parsers, reproduced for published-compatible scoring (EVAL-PROTOCOL §0-§3).
 
 These functions read answers exactly as the authors' evaluation code does,
-quirks included; :mod:`llava_st.answers` is the canonical reader. Each parser
+quirks included; :mod:`llava_st.protocol.answers` is the canonical reader. Each parser
 works on one of the three texts the release keeps per answer, all derived
 here from the prediction by :func:`release_texts` so that an answer given
 with bin tokens and the same answer after the decimal rewrite read the same:
@@ -19,8 +19,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..answers import to_token_form
-from ..coords import release_rewrite
+from ..protocol.answers import to_token_form
+from ..protocol.coords import release_rewrite
 
 _N = r"(\d+(?:\.\d+)?)"
 # span: whitespace may follow "{" and the comma and precede "}", not precede the comma

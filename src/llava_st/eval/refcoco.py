@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..answers import ParseFailure, find_box
-from ..prompts import REC_TEMPLATES
+from ..protocol.answers import ParseFailure, find_box
+from ..protocol.prompts import REC_TEMPLATES
 from . import metrics
 from .base import (
     AnnotationError,

@@ -42,8 +42,9 @@ from typing import Any
 
 import numpy as np
 
-from ..answers import ParseFailure, Timeline, find_elc_caption, find_end, find_span, find_track, sampled_frame_ids
-from ..prompts import ELC_SUFFIX, SPAN_PHRASES, STVG_SUFFIX, SVG_SUFFIX
+from ..protocol.answers import ParseFailure, find_elc_caption, find_end, find_span, find_track
+from ..protocol.timebase import Timeline, sample_frame_indices
+from ..protocol.prompts import ELC_SUFFIX, SPAN_PHRASES, STVG_SUFFIX, SVG_SUFFIX
 from . import metrics
 from .base import (
     AnnotationError,
@@ -253,7 +254,7 @@ class STAlign(Benchmark):
         d = b - a + 1
         if d == 1:
             raise ReleaseCrash(s.index, "one-frame split: the release divides by zero while building the sample")
-        frame_idx = set(sampled_frame_ids(a, b, RELEASE_FRAMES))
+        frame_idx = set(sample_frame_indices(a, b, RELEASE_FRAMES).tolist())
         texts = release_texts(answer, BINS)
         span, found = release_span(texts.converted)
         pairs = release_pairs(texts.integer)

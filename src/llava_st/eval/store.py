@@ -20,13 +20,14 @@ import os
 import re
 from pathlib import Path
 from typing import Any, Iterable
+from ..errors import EvalError
 
 MANIFEST = "run.json"
 MERGED = "predictions.jsonl"
 _SHARD_RE = re.compile(r"predictions-rank(\d+)-of-(\d+)\.jsonl\Z")
 
 
-class StoreError(RuntimeError):
+class StoreError(EvalError, RuntimeError):
     """A run folder whose files are corrupt or belong to another run."""
 
 

@@ -8,10 +8,9 @@ catch "this input is unusable" can catch :class:`MediaError`.
 """
 
 from __future__ import annotations
+from ..errors import MediaError
 
 
-class MediaError(ValueError):
-    """Base class: the media input cannot be used as asked."""
 
 
 class MediaNotFoundError(MediaError):

@@ -18,6 +18,7 @@ import operator
 
 import numpy as np
 
+from ..protocol import timebase
 from .errors import FrameCountError, FrameRangeError
 
 
@@ -40,37 +41,18 @@ def check_num_frames(num_frames, source: str) -> int:
 
 
 def sample_frame_indices(start: int, end: int, num_frames: int) -> np.ndarray:
-    """``num_frames`` frame indices spread uniformly over the inclusive range ``[start, end]``.
-
-    ``idx_i = start + round(i / (num_frames - 1) * (end - start))`` for
-    ``i = 0 .. num_frames-1``, with Python's ``round`` (ties to even); a single
-    frame is ``[start]``. Indices repeat when ``num_frames`` exceeds the range's
-    length, and never leave ``[start, end]``; both ends are always included.
-
-    Worked examples (``x`` = ``i / (T - 1) * (end - start)`` before rounding)::
-
-        sample_frame_indices(0, 9, 4)    x = 0, 3, 6, 9         -> [0, 3, 6, 9]
-        sample_frame_indices(0, 5, 3)    x = 0, 2.5, 5          -> [0, 2, 5]   (2.5 -> 2, ties to even)
-        sample_frame_indices(0, 7, 3)    x = 0, 3.5, 7          -> [0, 4, 7]   (3.5 -> 4, ties to even)
-        sample_frame_indices(0, 3, 5)    x = 0, .75, 1.5, 2.25, 3 -> [0, 1, 2, 2, 3]
-        sample_frame_indices(10, 20, 1)                          -> [10]
-        sample_frame_indices(0, 99, 100)                         -> [0, 1, ..., 99]
+    """:func:`llava_st.protocol.timebase.sample_frame_indices` on checked input.
 
     Returns an int64 array ``[num_frames]``. Raises :class:`FrameCountError`
-    for ``num_frames < 1`` and :class:`FrameRangeError` unless
-    ``0 <= start <= end``.
+    for ``num_frames`` that is not an integer >= 1 and :class:`FrameRangeError`
+    unless ``0 <= start <= end`` are integers.
     """
     a = _as_int(start, "start of the frame range", FrameRangeError)
     b = _as_int(end, "end of the frame range", FrameRangeError)
     t = check_num_frames(num_frames, "sample_frame_indices")
     if not 0 <= a <= b:
         raise FrameRangeError(f"frame range [{a}, {b}] must satisfy 0 <= start <= end")
-    if t == 1:
-        return np.array([a], dtype=np.int64)
-    # Same float64 operations, in the same order, as the Python expression
-    # i / (T - 1) * (b - a); np.rint rounds half to even like Python's round.
-    offsets = np.rint(np.arange(t, dtype=np.float64) / (t - 1) * (b - a))
-    return a + offsets.astype(np.int64)
+    return timebase.sample_frame_indices(a, b, t)
 
 
 def check_frame_range(frame_range, num_frames_total: int, source: str) -> tuple[int, int]:

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from ..config import LlavaSTConfig
+from ..errors import CheckpointError
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -95,10 +96,6 @@ def ours_to_release(key: str) -> str:
     if mapped is None:
         raise KeyError(f"parameter {key!r} has no release key")
     return mapped
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that does not fit the model; the message lists every problem."""
 
 
 @dataclass

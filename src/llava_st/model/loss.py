@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from ..tokens import IGNORE_INDEX, SpecialTokenIds
+from ..protocol.tokens import IGNORE_INDEX, SpecialTokenIds
 _CHUNK_ROWS = 1024
 
 

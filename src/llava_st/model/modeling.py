@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from ..config import LlavaSTConfig
-from ..tokens import SpecialTokenIds
+from ..protocol.tokens import SpecialTokenIds
 from .lape import CoordinateTables, add_lape, interpolate_rows
 from .loss import build_targets, coordinate_loss
 from .packer import SpatialTemporalPacker
@@ -265,7 +265,7 @@ class LlavaSTModel(nn.Module):
         Args:
             input_ids: ``[B, L]``.
             coord_values: ``[B, L]`` placeholder values (NaN elsewhere), see
-                :func:`llava_st.tokens.values_from_variables`.
+                :func:`llava_st.protocol.tokens.values_from_variables`.
             pixel_values: per sample ``[T_b, 3, px, px]`` or None.
             modalities: per sample ``"image"``, ``"video"`` or None.
 

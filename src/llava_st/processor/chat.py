@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Literal, Mapping, Sequence
 
-from ..tokens import IMAGE_TAG, VIDEO_TAG
+from ..protocol.tokens import IMAGE_TAG, VIDEO_TAG
+from ..errors import ProtocolError
 
 Role = Literal["system", "user", "assistant"]
 
@@ -38,7 +39,7 @@ _ROLE_ALIASES: dict[str, Role] = {
 }
 
 
-class ConversationError(ValueError):
+class ConversationError(ProtocolError):
     """A conversation that the chat template cannot render; the message names the turn."""
 
 

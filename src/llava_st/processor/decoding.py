@@ -13,7 +13,7 @@ from typing import Sequence
 
 import torch
 
-from ..coords import release_rewrite
+from ..protocol.coords import release_rewrite
 
 
 def decode_generated(

@@ -7,7 +7,7 @@ Per sample, in the release's order:
 
 1. the conversation is normalised (:func:`~.chat.normalize_conversation`);
 2. coordinate markup becomes bare placeholders plus six ordered value lists
-   (:func:`llava_st.coords.convert_conversation`; user/system turns INPUT,
+   (:func:`llava_st.protocol.coords.convert_conversation`; user/system turns INPUT,
    answers OUTPUT);
 3. the one ``<image>`` / ``<video>`` tag is moved to the front of its turn
    (:func:`~.chat.place_media_tag`);
@@ -21,7 +21,7 @@ Per sample, in the release's order:
    the config for the sample's T;
 6. labels come from the character offsets (see :class:`ProcessorOptions`),
    coordinate values are aligned with the placeholders
-   (:func:`llava_st.tokens.values_from_variables`), pixels are preprocessed.
+   (:func:`llava_st.protocol.tokens.values_from_variables`), pixels are preprocessed.
 
 The output keys are exactly the model's inputs (:class:`ProcessorOutput`).
 """
@@ -38,8 +38,8 @@ import numpy as np
 import torch
 
 from ..config import LlavaSTConfig
-from ..coords import CoordinateError, Variables, convert_conversation, find_bins
-from ..tokens import IGNORE_INDEX, IMAGE_MARKERS, PLACEHOLDERS, VIDEO_MARKERS, bin_tokens, values_from_variables
+from ..protocol.coords import CoordinateError, Variables, convert_conversation, find_bins
+from ..protocol.tokens import IGNORE_INDEX, IMAGE_MARKERS, PLACEHOLDERS, VIDEO_MARKERS, bin_tokens, values_from_variables
 from .chat import (
     DEFAULT_SYSTEM_PROMPT,
     ChatText,

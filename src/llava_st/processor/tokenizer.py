@@ -16,15 +16,16 @@ from dataclasses import fields
 from pathlib import Path
 
 from ..config import LlavaSTConfig
-from ..tokens import ADDED_TOKENS, SpecialTokenIds, bin_tokens
+from ..protocol.tokens import ADDED_TOKENS, SpecialTokenIds, bin_tokens
 from .chat import TURN_END, TURN_START
+from ..errors import CheckpointError
 
 # SpecialTokenIds' marker/placeholder fields, in the order of ADDED_TOKENS.
 _ID_FIELDS = tuple(f.name for f in fields(SpecialTokenIds) if f.name not in ("vocab_size", "pad", "eos"))
 assert len(_ID_FIELDS) == len(ADDED_TOKENS)
 
 
-class TokenizerMismatchError(ValueError):
+class TokenizerMismatchError(CheckpointError, ValueError):
     """The tokenizer does not have the token layout that the model config expects."""
 
 

@@ -31,7 +31,6 @@ from .config import (
 from .item import GenerationError
 from .preview import make_preview
 from .split import heldout_pairs
-from .timeline import sample_indices
 from .vocab import Colour, SizeClass
 from .writer import GenerationSummary, OutputExistsError, generate
 
@@ -56,5 +55,4 @@ __all__ = [
     "generate",
     "heldout_pairs",
     "make_preview",
-    "sample_indices",
 ]

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .vocab import BACKGROUND_KINDS, DEFAULT_COLOURS, DEFAULT_SIZES, SHAPES, Colour, SizeClass
+from .. import errors as _errors
 
 #: libx264 presets PyAV accepts by name.
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
@@ -22,7 +23,7 @@ X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
 MIN_RADIUS_PX = 3.0
 
 
-class ConfigError(ValueError):
+class ConfigError(_errors.SynthError, _errors.ConfigError):
     """A generator setting is invalid or the settings cannot be met together."""
 
 

@@ -26,6 +26,7 @@ from .sampler import SceneError, sample_scene
 from .split import split_of
 from .tasks import ImageBuilder, Item, NoSample, VideoBuilder
 from .truth import finalise_events
+from ..errors import SynthError
 
 MAX_ATTEMPTS = 60
 #: A test image's target must show at least this share of its own pixels.
@@ -34,7 +35,7 @@ MIN_TARGET_VISIBLE = 0.4
 VIDEO_STREAM, IMAGE_STREAM = 1, 2
 
 
-class GenerationError(RuntimeError):
+class GenerationError(SynthError, RuntimeError):
     """No valid item could be drawn with these settings."""
 
 

@@ -18,12 +18,12 @@ from typing import Sequence
 
 import numpy as np
 
-from ..prompts import CHARADES_TEMPLATE
+from ..protocol.prompts import CHARADES_TEMPLATE
 from .scene import Scene, SceneEvent, SceneObject
 
 # ----------------------------------------------------------------- benchmark wording (release)
 # REC templates, the Charades-STA query, the ST-Align span phrases and task suffixes
-# live in llava_st.prompts (one copy for evaluation, inference and ST-Synth).
+# live in llava_st.protocol.prompts (one copy for evaluation, inference and ST-Synth).
 
 # ----------------------------------------------------------------- our own prompt wording
 

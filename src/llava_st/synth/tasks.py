@@ -3,7 +3,7 @@
 Each builder writes the conversation with plain coordinates first (``{0.2,
 0.6}`` spans, ``[x1, y1, x2, y2]`` boxes, ``Starts in 0.3``, ``<t0.25>`` for a
 lone time value such as a frame key or ``Ends in``), then
-:func:`llava_st.coords.convert_conversation` turns them into bare placeholders
+:func:`llava_st.protocol.coords.convert_conversation` turns them into bare placeholders
 and the six ``variables`` lists, so the placeholder counts equal the value
 counts by construction.
 
@@ -31,13 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from .. import prompts
-from ..coords import convert_conversation, round3
+from ..protocol import prompts
+from ..protocol.coords import convert_conversation, round3
 from . import language as lang
 from .config import SynthConfig
 from .render import Raster
 from .scene import Scene, SceneEvent
-from .timeline import sample_indices, sampled_span, time_value
+from ..protocol.timebase import sample_frame_indices
+from .timeline import sampled_span, time_value
 
 SOURCE = "st-synth"
 
@@ -135,7 +136,7 @@ class VideoBuilder:
     # -- choices
 
     def _spans(self, split: tuple[int, int], start: int, end: int) -> tuple[list[int], tuple[int, int]] | None:
-        indices = sample_indices(split[0], split[1], self.T)
+        indices = sample_frame_indices(split[0], split[1], self.T).tolist()
         span = sampled_span(indices, start, end)
         if span is None or span[1] - span[0] < 2:
             return None
@@ -256,7 +257,7 @@ class VideoBuilder:
         return self.sample(c, n, human, lang.sentence(self.item.events[event].caption)), c
 
     def dvc(self, n: int) -> tuple[dict, Choice]:
-        indices = sample_indices(0, self.F - 1, self.T)
+        indices = sample_frame_indices(0, self.F - 1, self.T).tolist()
         ordered = sorted(range(len(self.item.events)), key=lambda k: (self.item.events[k].start, self.item.events[k].end))
         parts = []
         for k in ordered:
@@ -296,7 +297,7 @@ class VideoBuilder:
         return self.sample(c, n, human, gpt), c
 
     def video_caption(self, n: int) -> tuple[dict, Choice]:
-        indices = sample_indices(0, self.F - 1, self.T)
+        indices = sample_frame_indices(0, self.F - 1, self.T).tolist()
         c = Choice("video_caption", None, 0, self.F - 1, (0, self.F - 1), indices, (0, self.T - 1))
         text = lang.video_caption(self.scene, self.item.events, self.item.pan, self.rng)
         return self.sample(c, n, lang.pick(self.rng, lang.VIDEO_CAPTION_TEMPLATES), text), c

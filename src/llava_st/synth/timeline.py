@@ -1,4 +1,6 @@
-"""Frames the model's sampler picks, and time coordinates built from them (SPEC §1, §2.1).
+"""Event spans on the sampled frames, and time coordinates built from them (SPEC §1, §2.1).
+
+The sampler itself is :func:`llava_st.protocol.timebase.sample_frame_indices`.
 
 Convention: a clip is an inclusive absolute frame range ``[a, b]`` (the
 sample's ``meta.split``); the sampler takes ``T`` frames
@@ -12,24 +14,6 @@ that falls inside it, so its span in an answer is ``{i_s / (T-1), i_e / (T-1)}``
 from __future__ import annotations
 
 import math
-
-from ..answers import sampled_frame_ids
-
-
-def sample_indices(a: int, b: int, num_samples: int) -> list[int]:
-    """Absolute frame ids the sampler picks over ``[a, b]`` (inclusive).
-
-    Example::
-
-        >>> sample_indices(0, 9, 4)     # 9 * (0, 1/3, 2/3, 1) = 0, 3, 6, 9
-        [0, 3, 6, 9]
-        >>> sample_indices(10, 12, 5)   # fewer frames than samples: ids repeat
-        [10, 10, 11, 12, 12]
-    """
-    if num_samples < 2:  # a time coordinate i / (T - 1) needs two sampled frames
-        raise ValueError(f"the sampler needs at least 2 frames, got T={num_samples}")
-    return list(sampled_frame_ids(a, b, num_samples))
-
 
 def sampled_span(indices: list[int], start: int, end: int) -> tuple[int, int] | None:
     """First and last sample index ``i`` whose frame lies in ``[start, end]``; None when none does."""

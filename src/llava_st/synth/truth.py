@@ -23,7 +23,8 @@ import numpy as np
 from .render import Raster
 from .sampler import SceneError
 from .scene import Scene, SceneEvent
-from .timeline import min_event_frames, sample_indices, sampled_span
+from ..protocol.timebase import sample_frame_indices
+from .timeline import min_event_frames, sampled_span
 
 
 def _visibility_span(event: SceneEvent, visible: np.ndarray, inside: np.ndarray) -> tuple[int, int] | None:
@@ -64,7 +65,7 @@ def check_event(event: SceneEvent, visible: np.ndarray, num_samples: int) -> str
         return f"span [{s}, {e}] is empty or outside the video"
     if e - s + 1 < min_event_frames(F, num_samples):
         return f"span [{s}, {e}] is shorter than {min_event_frames(F, num_samples)} frames"
-    span = sampled_span(sample_indices(0, F - 1, num_samples), s, e)
+    span = sampled_span(sample_frame_indices(0, F - 1, num_samples).tolist(), s, e)
     if span is None or span[1] - span[0] < 2:
         return f"span [{s}, {e}] covers fewer than three sampled frames"
     if not (visible[s] and visible[e]):

@@ -10,7 +10,7 @@ Public API (what ``Answer.plot()`` / ``Answer.save()`` and ``llava-st ask --viz`
 
 Conventions: answer times are normalised to the sampled clip (0 = first
 sampled frame, 1 = last) and shown in seconds through a
-:class:`llava_st.answers.Timeline`; boxes are ``xyxy``, drawn at their pixel
+:class:`llava_st.protocol.answers.Timeline`; boxes are ``xyxy``, drawn at their pixel
 coordinates (normalised times the frame size). Colours:
 :data:`PREDICTION_RGB` for predictions, :data:`GROUND_TRUTH_RGB` for ground
 truth, :data:`SPAN_RGB` marks frames inside a predicted span.

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import answers as A
+from ..protocol import answers as A
+from ..protocol.timebase import Timeline
 from .._optional import require
 from ._files import check_output_path
 from .draw import check_frames
@@ -27,7 +28,7 @@ _DPI = 100.0
 _LABEL_MARGIN_IN = 2.4  # left of the timeline, for its lane labels
 
 
-def figure(frames: np.ndarray, result, timeline: A.Timeline | None = None, ground_truth=None):
+def figure(frames: np.ndarray, result, timeline: Timeline | None = None, ground_truth=None):
     """The frame grid (:func:`.grid.frame_grid`) above the timeline (:func:`.timeline.draw_timeline`).
 
     Args:
@@ -71,7 +72,7 @@ def figure(frames: np.ndarray, result, timeline: A.Timeline | None = None, groun
     return fig
 
 
-def save_picture(path: str | os.PathLike, frames: np.ndarray, result, timeline: A.Timeline | None = None, ground_truth=None) -> Path:
+def save_picture(path: str | os.PathLike, frames: np.ndarray, result, timeline: Timeline | None = None, ground_truth=None) -> Path:
     """Write :func:`figure` to ``path`` in the format its extension names (``.png``, ``.pdf``, ``.svg``, ...).
 
     Returns the path. Raises ``ValueError`` for an extension matplotlib does

@@ -31,7 +31,8 @@ import math
 
 import numpy as np
 
-from .. import answers as A
+from ..protocol import answers as A
+from ..protocol.timebase import Timeline
 from . import draw as D
 from .marks import Marks, check_ground_truth, check_timeline, frame_times, read_marks
 
@@ -89,7 +90,7 @@ def choose_frames(num_frames: int, max_frames: int, marks: Marks, ground_truth: 
     return everything[chosen]
 
 
-def _frame_label(i: int, num_frames: int, timeline: A.Timeline | None, image: bool) -> str:
+def _frame_label(i: int, num_frames: int, timeline: Timeline | None, image: bool) -> str:
     if image:
         return "image"
     parts = [f"#{i}"]
@@ -137,7 +138,7 @@ def _banner_text(result, marks: Marks) -> tuple[str, tuple[int, int, int]]:
 def frame_grid(
     frames: np.ndarray,
     result,
-    timeline: A.Timeline | None = None,
+    timeline: Timeline | None = None,
     ground_truth=None,
     max_frames: int = 16,
     columns: int = 4,
@@ -150,7 +151,7 @@ def frame_grid(
     Args:
         frames: uint8 RGB ``[T, H, W, 3]`` (the sampled frames the answer's
             times and track keys refer to) or one image ``[H, W, 3]``.
-        result: a typed answer of :mod:`llava_st.answers` or a ``ParseFailure``
+        result: a typed answer of :mod:`llava_st.protocol.answers` or a ``ParseFailure``
             (then the frames are shown with the reason written above them).
         timeline: the frames' timeline (``T`` entries, ``W x H``); gives each
             frame's time in seconds and frame id. Without it frames are

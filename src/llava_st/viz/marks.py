@@ -1,7 +1,7 @@
 """What a typed answer asks a picture to show: spans, boxes on sampled frames, a track, text.
 
-:func:`read_marks` turns any result of :mod:`llava_st.answers` (or a
-:class:`~llava_st.answers.ParseFailure`) into :class:`Marks`, checked against
+:func:`read_marks` turns any result of :mod:`llava_st.protocol.answers` (or a
+:class:`~llava_st.protocol.answers.ParseFailure`) into :class:`Marks`, checked against
 the frames it will be drawn on: ``T`` sampled frames of ``width x height``
 pixels. Every picture (grid, timeline, video) draws from marks, so the rules
 live here once:
@@ -14,7 +14,7 @@ live here once:
   read for another frame size), otherwise normalised ``xyxy`` times the size;
 * a track frame's sampled index is its ``frame`` when known, otherwise
   ``round(time * (T - 1))``, the same frame its key names
-  (:meth:`llava_st.answers.Timeline.frame_index`);
+  (:meth:`llava_st.protocol.answers.Timeline.frame_index`);
 * REC and DGC boxes belong to the image: on a video's frames they are drawn
   on every frame shown (``frame`` is ``None``).
 
@@ -31,7 +31,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .. import answers as A
+from ..protocol import answers as A
+from ..protocol.timebase import Timeline
 from .draw import check_box_pixels
 
 #: Answer type of each task, to check that a ground truth matches a parse failure's task.
@@ -128,7 +129,7 @@ def check_result(result, name: str = "result") -> None:
     """``result`` must be a typed answer or a :class:`ParseFailure`."""
     if not isinstance(result, _ANSWER_TYPES + (A.ParseFailure,)):
         raise TypeError(
-            f"{name} must be a typed answer of llava_st.answers (TemporalGrounding, Grounding, ...) "
+            f"{name} must be a typed answer of llava_st.protocol.answers (TemporalGrounding, Grounding, ...) "
             f"or a ParseFailure, got {type(result).__name__}"
         )
 
@@ -153,8 +154,8 @@ def check_timeline(timeline, num_frames: int | None, width: int | None, height: 
     """``timeline`` (or ``None``) must describe ``num_frames`` frames of ``width x height`` pixels."""
     if timeline is None:
         return
-    if not isinstance(timeline, A.Timeline):
-        raise TypeError(f"{name} must be a llava_st.answers.Timeline or None, got {type(timeline).__name__}")
+    if not isinstance(timeline, Timeline):
+        raise TypeError(f"{name} must be a llava_st.protocol.answers.Timeline or None, got {type(timeline).__name__}")
     if num_frames is not None and timeline.num_frames != num_frames:
         raise ValueError(f"{name} describes {timeline.num_frames} sampled frames but {num_frames} frames were given")
     if width is not None and (timeline.width, timeline.height) != (width, height):

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import answers as A
+from ..protocol import answers as A
+from ..protocol.timebase import Timeline
 from .._optional import require
 from . import draw as D
 from .marks import Marks, check_ground_truth, check_result, check_timeline, read_marks
@@ -41,13 +42,13 @@ class Clock:
     """Places normalised times on the axis: seconds (``seconds=True``) or normalised.
 
     With a timeline with timestamps, seconds are the timeline's
-    (:meth:`llava_st.answers.Timeline.to_seconds`; a track key's tick is at
+    (:meth:`llava_st.protocol.answers.Timeline.to_seconds`; a track key's tick is at
     its sampled frame's timestamp); without a timeline, the seconds the
     answers carry.
     """
 
     seconds: bool
-    timeline: A.Timeline | None = None
+    timeline: Timeline | None = None
 
     @property
     def label(self) -> str:
@@ -81,7 +82,7 @@ class Clock:
         return (min(values), max(values))
 
 
-def make_clock(timeline: A.Timeline | None, marks: list[Marks]) -> Clock:
+def make_clock(timeline: Timeline | None, marks: list[Marks]) -> Clock:
     """Seconds when the timeline has timestamps, or without a timeline when every time carries seconds."""
     if timeline is not None:
         return Clock(timeline.timestamps is not None, timeline)
@@ -123,7 +124,7 @@ def _lanes(marks: Marks, who: str) -> list[tuple[str, str, object]]:
     return lanes
 
 
-def draw_timeline(ax, result, timeline: A.Timeline | None = None, ground_truth=None) -> None:
+def draw_timeline(ax, result, timeline: Timeline | None = None, ground_truth=None) -> None:
     """Draw the timeline of ``result`` (and ``ground_truth``) into matplotlib axes ``ax``."""
     check_result(result)
     check_timeline(timeline, None, None, None)
@@ -179,7 +180,7 @@ def count_lanes(result, ground_truth=None) -> int:
     return n
 
 
-def timeline_figure(result, timeline: A.Timeline | None = None, ground_truth=None):
+def timeline_figure(result, timeline: Timeline | None = None, ground_truth=None):
     """A matplotlib ``Figure`` with the timeline of ``result`` (and ``ground_truth``, an answer of the same kind).
 
     The axis is in seconds through ``timeline`` (normalised time when it has

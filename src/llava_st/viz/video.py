@@ -45,7 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import answers as A
+from ..protocol import answers as A
+from ..protocol.timebase import Timeline
 from .._optional import require
 from ..media import probe_video
 from . import draw as D
@@ -101,7 +102,7 @@ def interpolate_track(anchor_u: np.ndarray, anchor_boxes: np.ndarray, frame_u: n
     return rows[order], boxes[order]
 
 
-def _sampled_positions(timeline: A.Timeline, info) -> tuple[np.ndarray, np.ndarray, bool]:
+def _sampled_positions(timeline: Timeline, info) -> tuple[np.ndarray, np.ndarray, bool]:
     """``(sampled_u [T], frame_u [N], by_frame_number)``: where the sampled and the source frames sit."""
     if timeline.frame_ids is not None:
         ids = np.asarray(timeline.frame_ids, dtype=np.float64)
@@ -190,7 +191,7 @@ def _fps(fps, info) -> Fraction:
 def write_annotated_video(
     video_path: str | os.PathLike,
     result,
-    timeline: A.Timeline,
+    timeline: Timeline,
     out_path: str | os.PathLike,
     ground_truth=None,
     fps: float | None = None,
@@ -237,8 +238,8 @@ def write_annotated_video(
     """
     check_result(result)
     check_ground_truth(result, ground_truth)
-    if not isinstance(timeline, A.Timeline):
-        raise TypeError(f"timeline must be a llava_st.answers.Timeline, got {type(timeline).__name__}")
+    if not isinstance(timeline, Timeline):
+        raise TypeError(f"timeline must be a llava_st.protocol.answers.Timeline, got {type(timeline).__name__}")
     out = check_output_path(out_path, "out_path")
     if out.suffix.lower() not in VIDEO_EXTENSIONS:
         raise ValueError(f"out_path {out}: write the annotated video as one of {', '.join(VIDEO_EXTENSIONS)}")

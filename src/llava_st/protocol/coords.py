@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Literal, Mapping, Sequence
 
 from .tokens import AXES, PLACEHOLDERS, PLACEHOLDER_TO_KEY, VARIABLE_KEYS
+from ..errors import ProtocolError
 
 IO = Literal["INPUT", "OUTPUT"]
 
@@ -84,7 +85,7 @@ _VALUED_SPAN_RE = re.compile(
 )
 
 
-class CoordinateError(ValueError):
+class CoordinateError(ProtocolError):
     """Malformed coordinate markup or a value outside [0, 1]; the message names the text."""
 
 

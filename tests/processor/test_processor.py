@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from llava_st.coords import CoordinateError, extract_variables, format_coordinates, insert_values
+from llava_st.protocol.coords import CoordinateError, extract_variables, format_coordinates, insert_values
 from llava_st.processor import (
     ConversationError,
     LlavaSTProcessor,
@@ -29,7 +29,7 @@ from llava_st.processor import (
     render_chat,
 )
 from llava_st.processor.processing import PROCESSOR_FILE
-from llava_st.tokens import PLACEHOLDER_TO_KEY, PLACEHOLDERS, VARIABLE_KEYS, bin_token, variables_from_values
+from llava_st.protocol.tokens import PLACEHOLDER_TO_KEY, PLACEHOLDERS, VARIABLE_KEYS, bin_token, variables_from_values
 from tests.processor_fixtures import (
     byte_level_base_tokenizer,
     reference_ids,

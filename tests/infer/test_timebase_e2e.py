@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from llava_st import answers as A
-from llava_st.coords import bin_to_value, value_to_bin
+from llava_st.protocol import answers as A
+from llava_st.protocol.timebase import OutOfRangeError
+from llava_st.protocol.coords import bin_to_value, value_to_bin
 from llava_st.infer import load_media, read_answer
 from llava_st.processor import LlavaSTProcessor
 
@@ -69,7 +70,7 @@ def test_seconds_to_normalised_to_bins_to_frames_and_back(media) -> None:
     # a time between two sampled frames interpolates linearly between them
     mid = (tl.timestamps[3] + tl.timestamps[4]) / 2
     assert tl.to_normalised(mid) == pytest.approx(3.5 / 11)
-    with pytest.raises(A.OutOfRangeError):
+    with pytest.raises(OutOfRangeError):
         tl.to_normalised(tl.timestamps[-1] + 0.5)
 
 

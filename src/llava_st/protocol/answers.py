@@ -3,7 +3,7 @@
 The model answers in text whose coordinates are bin tokens (``<TEMP-012>``,
 ``<WIDTH-036>``, ``<HEIGHT-037>``; bin ``k`` of ``n`` means ``k / (n - 1)``).
 The release rewrites them to decimals (``{<TEMP-012><TEMP-045>}`` ->
-``{0.12121,0.45455}``, :func:`llava_st.coords.release_rewrite`). This module
+``{0.12121,0.45455}``, :func:`llava_st.protocol.coords.release_rewrite`). This module
 reads either form and returns one typed result per task grammar:
 
 ==========  ===========================================  =========================
@@ -54,209 +54,13 @@ from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Literal, Sequence, Union
 
 import numpy as np
+from .timebase import OutOfRangeError, Timeline
 
 Task = Literal["tvg", "rec", "stvg", "svg", "elc", "dvc", "dgc", "reg", "tr"]
 TASKS: tuple[str, ...] = ("tvg", "rec", "stvg", "svg", "elc", "dvc", "dgc", "reg", "tr")
 
 #: Text the release removes from a decoded answer before anything else.
 END_OF_TURN = "<|im_end|>"
-
-
-class OutOfRangeError(ValueError):
-    """A value given in seconds or pixels lies outside the video or the frame."""
-
-
-# ----------------------------------------------------------------- timeline
-
-
-def sampled_frame_ids(first: int, last: int, num_frames: int) -> tuple[int, ...]:
-    """Frame numbers of ``num_frames`` frames sampled uniformly over the inclusive range ``[first, last]``.
-
-    ``first + round(i / (T - 1) * (last - first))`` with Python ``round`` (SPEC §2.1).
-    With fewer frames than ``T`` in the range, ids repeat.
-
-    Example::
-
-        >>> sampled_frame_ids(10, 14, 3)
-        (10, 12, 14)
-    """
-    if num_frames < 1:
-        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-    if last < first:
-        raise ValueError(f"frame range [{first}, {last}] ends before it starts")
-    if num_frames == 1:
-        return (int(first),)
-    span = last - first
-    return tuple(int(first + round(i / (num_frames - 1) * span)) for i in range(num_frames))
-
-
-@dataclass(frozen=True)
-class Timeline:
-    """Where the sampled frames of one clip sit in time and how large they are.
-
-    Attributes:
-        width, height: frame size in pixels.
-        timestamps: presentation time in seconds of each sampled frame, ``[T]``,
-            non-decreasing (repeats allowed: a short clip samples a frame twice);
-            ``None`` when unknown (seconds are then not available).
-        frame_ids: absolute frame number of each sampled frame, ``[T]``, or ``None``.
-
-    Time conversions: normalised ``t`` is position ``t * (T - 1)`` on the
-    sampled frames; seconds are the linear interpolation of ``timestamps`` at
-    that position, so a variable frame rate is handled. The inverse maps
-    seconds back through the same piecewise-linear curve; inside a run of
-    equal timestamps it returns the first frame of the run.
-    """
-
-    width: int
-    height: int
-    timestamps: tuple[float, ...] | None = None
-    frame_ids: tuple[int, ...] | None = None
-
-    def __post_init__(self) -> None:
-        if not (self.width > 0 and self.height > 0):
-            raise ValueError(f"frame size must be positive, got {self.width}x{self.height}")
-        if self.timestamps is None and self.frame_ids is None:
-            raise ValueError("a timeline needs the sampled frames' timestamps, their frame ids, or both")
-        if self.timestamps is not None:
-            ts = tuple(float(t) for t in self.timestamps)
-            if not ts:
-                raise ValueError("timestamps is empty")
-            if any(not math.isfinite(t) for t in ts):
-                raise ValueError(f"timestamps must be finite numbers, got {ts}")
-            if any(b < a for a, b in zip(ts, ts[1:])):
-                raise ValueError("timestamps must be non-decreasing (sampled frames in presentation order)")
-            object.__setattr__(self, "timestamps", ts)
-        if self.frame_ids is not None:
-            ids = tuple(int(f) for f in self.frame_ids)
-            if not ids:
-                raise ValueError("frame_ids is empty")
-            object.__setattr__(self, "frame_ids", ids)
-        if self.timestamps is not None and self.frame_ids is not None and len(self.timestamps) != len(self.frame_ids):
-            raise ValueError(
-                f"timestamps ({len(self.timestamps)}) and frame_ids ({len(self.frame_ids)}) must have one entry per sampled frame"
-            )
-
-    # -- construction
-
-    @classmethod
-    def from_split(
-        cls,
-        split: Sequence[int],
-        num_frames: int,
-        width: int,
-        height: int,
-        fps: float | None = None,
-        start_time: float = 0.0,
-    ) -> "Timeline":
-        """Frames sampled over the inclusive frame range ``split`` (SPEC §2.1).
-
-        With ``fps``, frame ``f`` is shown at ``start_time + f / fps`` seconds
-        (constant frame rate); without it, seconds are not available.
-        """
-        a, b = int(split[0]), int(split[1])
-        ids = sampled_frame_ids(a, b, num_frames)
-        ts = None
-        if fps is not None:
-            if not fps > 0:
-                raise ValueError(f"fps must be positive, got {fps}")
-            ts = tuple(start_time + f / fps for f in ids)
-        return cls(width=width, height=height, timestamps=ts, frame_ids=ids)
-
-    @classmethod
-    def for_image(cls, width: int, height: int) -> "Timeline":
-        """An image: one frame at time 0."""
-        return cls(width=width, height=height, timestamps=(0.0,), frame_ids=(0,))
-
-    # -- time
-
-    @property
-    def num_frames(self) -> int:
-        return len(self.timestamps if self.timestamps is not None else self.frame_ids)  # type: ignore[arg-type]
-
-    def _need_timestamps(self) -> np.ndarray:
-        if self.timestamps is None:
-            raise ValueError("this timeline has no timestamps; build it with the sampled frames' times to use seconds")
-        return np.asarray(self.timestamps, dtype=np.float64)
-
-    def to_seconds(self, t: float | np.ndarray) -> float | np.ndarray:
-        """Normalised time(s) in [0, 1] -> seconds (interpolated between sampled frames)."""
-        ts = self._need_timestamps()
-        arr = np.asarray(t, dtype=np.float64)
-        if np.any(~np.isfinite(arr)) or np.any(arr < 0.0) or np.any(arr > 1.0):
-            raise OutOfRangeError(f"normalised time {t} is outside [0, 1]")
-        if len(ts) == 1:
-            out = np.full(arr.shape, ts[0])
-        else:
-            out = np.interp(arr * (len(ts) - 1), np.arange(len(ts), dtype=np.float64), ts)
-        return float(out) if out.ndim == 0 else out
-
-    def to_normalised(self, seconds: float | np.ndarray) -> float | np.ndarray:
-        """Seconds -> normalised time in [0, 1].
-
-        Raises:
-            OutOfRangeError: a time before the first or after the last sampled frame.
-        """
-        ts = self._need_timestamps()
-        arr = np.asarray(seconds, dtype=np.float64)
-        lo, hi = ts[0], ts[-1]
-        tol = 1e-9 * max(1.0, abs(lo), abs(hi))
-        if np.any(~np.isfinite(arr)) or np.any(arr < lo - tol) or np.any(arr > hi + tol):
-            raise OutOfRangeError(
-                f"time {seconds} s is outside the sampled clip [{lo:.6g} s, {hi:.6g} s]"
-            )
-        arr = np.clip(arr, lo, hi)
-        if len(ts) == 1 or hi == lo:
-            out = np.zeros(arr.shape)
-        else:
-            # first frame of each run of equal timestamps, so the curve is strictly increasing
-            keep = np.concatenate(([True], np.diff(ts) > 0))
-            pos = np.interp(arr, ts[keep], np.arange(len(ts), dtype=np.float64)[keep])
-            out = pos / (len(ts) - 1)
-        return float(out) if out.ndim == 0 else out
-
-    def frame_index(self, key: int, num_bins: int = 100) -> int:
-        """Sampled frame index named by time bin ``key``: ``round(key / (num_bins - 1) * (T - 1))``."""
-        if not 0 <= key < num_bins:
-            raise OutOfRangeError(f"time bin {key} is outside 0..{num_bins - 1}")
-        if self.num_frames == 1:
-            return 0
-        return int(round(key / (num_bins - 1) * (self.num_frames - 1)))
-
-    def frame_seconds(self, index: int) -> float:
-        """Presentation time in seconds of sampled frame ``index``."""
-        ts = self._need_timestamps()
-        return float(ts[index])
-
-    # -- space
-
-    def box_to_pixels(self, box: Sequence[float]) -> tuple[float, float, float, float]:
-        """Normalised ``xyxy`` box -> pixel ``xyxy`` (``x * width``, ``y * height``)."""
-        x1, y1, x2, y2 = _check_box(box, 1.0, 1.0, "normalised box")
-        return (x1 * self.width, y1 * self.height, x2 * self.width, y2 * self.height)
-
-    def box_to_normalised(self, box: Sequence[float]) -> tuple[float, float, float, float]:
-        """Pixel ``xyxy`` box -> normalised ``xyxy``.
-
-        Raises:
-            OutOfRangeError: a corner outside the ``width x height`` frame, or a
-                box that ends before it starts.
-        """
-        x1, y1, x2, y2 = _check_box(box, float(self.width), float(self.height), "pixel box")
-        return (x1 / self.width, y1 / self.height, x2 / self.width, y2 / self.height)
-
-
-def _check_box(box: Sequence[float], w: float, h: float, what: str) -> tuple[float, float, float, float]:
-    if len(box) != 4:
-        raise OutOfRangeError(f"{what} must have 4 numbers x1, y1, x2, y2, got {list(box)}")
-    x1, y1, x2, y2 = (float(v) for v in box)
-    if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
-        raise OutOfRangeError(f"{what} {list(box)} holds a value that is not a finite number")
-    if not (0.0 <= x1 <= w and 0.0 <= x2 <= w and 0.0 <= y1 <= h and 0.0 <= y2 <= h):
-        raise OutOfRangeError(f"{what} {list(box)} lies outside the frame [0, {w:g}] x [0, {h:g}]")
-    if x2 < x1 or y2 < y1:
-        raise OutOfRangeError(f"{what} {list(box)} ends before it starts (xyxy: need x1 <= x2 and y1 <= y2)")
-    return x1, y1, x2, y2
 
 
 # ----------------------------------------------------------------- results
@@ -866,6 +670,5 @@ __all__ = [
     "find_spans",
     "find_track",
     "parse_answer",
-    "sampled_frame_ids",
     "to_token_form",
 ]

@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from conftest import write_test_video
-from llava_st import answers as A
+from llava_st.protocol import answers as A
+from llava_st.protocol.timebase import OutOfRangeError
 from llava_st.infer import Answer, LlavaST, Request, load_media, read_answer
 from llava_st.media import MediaError, MediaNotFoundError
 from llava_st.model.generate import GenerationOutput
@@ -149,11 +150,11 @@ def test_bad_input_is_named(st: LlavaST, media, tmp_path) -> None:
         st.ask(media["bad"], "What?")
     with pytest.raises(ValueError, match="question is empty"):
         st.ask(media["video"], "   ")
-    with pytest.raises(A.OutOfRangeError, match="outside the frame"):
+    with pytest.raises(OutOfRangeError, match="outside the frame"):
         st.caption_event(media["video"], 1.0, [10, 10, 70, 20])
-    with pytest.raises(A.OutOfRangeError, match="ends before it starts"):
+    with pytest.raises(OutOfRangeError, match="ends before it starts"):
         st.describe_region(media["image"], [30, 10, 20, 20])
-    with pytest.raises(A.OutOfRangeError, match="outside the sampled clip"):
+    with pytest.raises(OutOfRangeError, match="outside the sampled clip"):
         st.boxes_in_span(media["video"], "x", 1.0, 9.0)
     with pytest.raises(ValueError, match="start before it ends"):
         st.describe_span(media["video"], 2.0, 1.0)

@@ -17,7 +17,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from llava_st import answers as A
+from llava_st.protocol import answers as A
+from llava_st.protocol.timebase import Timeline
 from llava_st import viz
 from llava_st.viz import GROUND_TRUTH_RGB, PREDICTION_RGB, SPAN_RGB
 
@@ -69,7 +70,7 @@ def has_colour(image: np.ndarray, colour) -> bool:
 
 # Six sampled frames of a 41-frame video at 10 fps: frame ids 0, 8, ..., 40.
 T6 = 6
-TL6 = A.Timeline(width=W, height=H, timestamps=tuple(i * 0.8 for i in range(T6)), frame_ids=tuple(i * 8 for i in range(T6)))
+TL6 = Timeline(width=W, height=H, timestamps=tuple(i * 0.8 for i in range(T6)), frame_ids=tuple(i * 8 for i in range(T6)))
 # Keys 20, 40, 60 name sampled frames round(k / 99 * 5) = 1, 2, 3.
 STVG_TEXT = (
     "{<TEMP-020><TEMP-060>} "
@@ -180,7 +181,7 @@ def test_grid_marks_frames_inside_the_predicted_span():
 
 
 def test_grid_without_boxes_shows_span_marks_only():
-    tl = A.Timeline.from_split((0, 99), 10, W, H, fps=25)
+    tl = Timeline.from_split((0, 99), 10, W, H, fps=25)
     result = A.parse_answer("{<TEMP-030><TEMP-070>}", "tvg", timeline=tl)
     grid = viz.frame_grid(plain_frames(10), result, tl)
     assert not has_colour(grid, PREDICTION_RGB)
@@ -190,7 +191,7 @@ def test_grid_without_boxes_shows_span_marks_only():
 
 
 def test_grid_dense_events_mark_every_event_span():
-    tl = A.Timeline.from_split((0, 99), 10, W, H, fps=25)
+    tl = Timeline.from_split((0, 99), 10, W, H, fps=25)
     result = A.parse_answer("{0.0, 0.2}, a dog runs. {0.6, 0.8}, it sits.", "dvc", timeline=tl)
     grid = viz.frame_grid(plain_frames(10), result, tl)
     for i in range(10):
@@ -201,7 +202,7 @@ def test_grid_dense_events_mark_every_event_span():
 
 def test_image_answers_rec_and_dgc():
     image = plain_frames(1)[0]
-    rec = A.parse_answer(box_tokens(20, 30, 70, 90), "rec", timeline=A.Timeline.for_image(W, H))
+    rec = A.parse_answer(box_tokens(20, 30, 70, 90), "rec", timeline=Timeline.for_image(W, H))
     grid = viz.frame_grid(image, rec, line_width=2)
     y0, x0 = find_tile(grid, frame_colour(0))
     tile = grid[y0 : y0 + H, x0 : x0 + W]
@@ -224,7 +225,7 @@ def test_image_answers_rec_and_dgc():
 
 
 def test_image_answer_with_pixels_for_another_frame_size_is_refused():
-    rec = A.parse_answer(box_tokens(20, 30, 70, 90), "rec", timeline=A.Timeline.for_image(2 * W, 2 * H))
+    rec = A.parse_answer(box_tokens(20, 30, 70, 90), "rec", timeline=Timeline.for_image(2 * W, 2 * H))
     with pytest.raises(ValueError, match="result box"):
         viz.frame_grid(plain_frames(1)[0], rec)
 
@@ -246,7 +247,7 @@ def test_choose_frames_prefers_the_track_and_shows_the_span_edges():
     t = 100
     keys = list(range(30, 61))  # one box per frame 30..60 (T = 100 = bins: key k is frame k)
     text = "{<TEMP-030><TEMP-060>} " + ", ".join(f"<TEMP-{k:03d}>: {box_tokens(10, 10, 50, 50)}" for k in keys)
-    tl = A.Timeline.from_split((0, 99), t, W, H, fps=10)
+    tl = Timeline.from_split((0, 99), t, W, H, fps=10)
     result = stvg(text, tl)
     marks = viz.marks.read_marks(result, t, W, H)
     chosen = viz.choose_frames(t, 8, marks)
@@ -265,7 +266,7 @@ def test_choose_frames_prefers_the_track_and_shows_the_span_edges():
 
 
 def test_grid_shows_at_most_max_frames_in_the_given_columns():
-    tl = A.Timeline.from_split((0, 99), 12, W, H, fps=10)
+    tl = Timeline.from_split((0, 99), 12, W, H, fps=10)
     result = A.parse_answer("{<TEMP-000><TEMP-099>}", "tvg", timeline=tl)
     grid = viz.frame_grid(plain_frames(12), result, tl, max_frames=5, columns=2)
     shown = [i for i in range(12) if has_colour(grid, frame_colour(i))]
@@ -331,11 +332,11 @@ def test_frames_not_an_array_and_results_of_the_wrong_type():
 def test_timeline_for_other_frames_is_named():
     with pytest.raises(ValueError, match="timeline describes 6 sampled frames but 5"):
         viz.frame_grid(plain_frames(5), stvg(), TL6)
-    other = A.Timeline(width=W + 2, height=H, frame_ids=tuple(range(T6)))
+    other = Timeline(width=W + 2, height=H, frame_ids=tuple(range(T6)))
     with pytest.raises(ValueError, match="timeline is for 66x48 frames"):
         viz.frame_grid(plain_frames(T6), stvg(), other)
     # A track key naming a frame past the frames given (answer read for a longer clip).
-    long_tl = A.Timeline.from_split((0, 99), 20, W, H, fps=10)
+    long_tl = Timeline.from_split((0, 99), 20, W, H, fps=10)
     # key 40 names round(40 / 99 * 19) = 8.
     with pytest.raises(ValueError, match="result track key 40 names sampled frame 8 but only 6"):
         viz.frame_grid(plain_frames(T6), stvg(timeline=long_tl))
@@ -407,7 +408,7 @@ def test_timeline_bars_sit_at_the_spans_in_seconds():
 
 
 def test_timeline_dense_events_one_bar_each_with_caption_normalised_without_timestamps():
-    tl = A.Timeline(width=W, height=H, frame_ids=tuple(range(0, 100, 10)))  # no timestamps
+    tl = Timeline(width=W, height=H, frame_ids=tuple(range(0, 100, 10)))  # no timestamps
     dvc = A.parse_answer("{0.1, 0.3}, a dog runs. {0.25, 0.9}, it sits down.", "dvc", timeline=tl)
     fig = viz.timeline_figure(dvc, tl)
     found = bars(fig)
@@ -419,7 +420,7 @@ def test_timeline_dense_events_one_bar_each_with_caption_normalised_without_time
     assert "a dog runs." in texts and "it sits down." in texts
     assert fig.axes[0].get_xlabel().startswith("time (normalised")
     # Without any timeline, seconds carried by the answer are used.
-    with_seconds = A.parse_answer("{0.1, 0.3}, a dog runs.", "dvc", timeline=A.Timeline.from_split((0, 99), 10, W, H, fps=10))
+    with_seconds = A.parse_answer("{0.1, 0.3}, a dog runs.", "dvc", timeline=Timeline.from_split((0, 99), 10, W, H, fps=10))
     fig = viz.timeline_figure(with_seconds)
     bar = bars(fig)["prediction-span-0"]
     assert bar.get_x() == pytest.approx(with_seconds.events[0].span.start_s)
@@ -427,7 +428,7 @@ def test_timeline_dense_events_one_bar_each_with_caption_normalised_without_time
 
 
 def test_timeline_elc_end_mark_and_svg_track():
-    tl = A.Timeline.from_split((0, 99), 10, W, H, fps=10)
+    tl = Timeline.from_split((0, 99), 10, W, H, fps=10)
     elc = A.parse_answer(
         f"Ends in <TEMP-070>, the man waves. <TEMP-040>: {box_tokens(10, 10, 50, 50)}", "elc", timeline=tl, start=0.2
     )
@@ -547,7 +548,7 @@ def test_video_track_drawn_where_the_answer_says(source_video, tmp_path, by_fram
     from llava_st.media import load_video
 
     clip = load_video(source_video, 10)  # frames 0, 4, 9, 13, 17, 22, 26, 30, 35, 39
-    timeline = A.Timeline(
+    timeline = Timeline(
         width=W, height=H, timestamps=tuple(clip.timestamps),
         frame_ids=tuple(int(i) for i in clip.indices) if by_frame_number else None,
     )
@@ -607,7 +608,7 @@ def test_video_track_drawn_where_the_answer_says(source_video, tmp_path, by_fram
 
 
 def test_video_elc_without_its_start_stops_at_the_end_time(source_video, tmp_path):
-    timeline = A.Timeline.from_split((0, N_SRC - 1), 10, W, H, fps=10)  # frames 0, 4, 9, 13, 17, 22, ...
+    timeline = Timeline.from_split((0, N_SRC - 1), 10, W, H, fps=10)  # frames 0, 4, 9, 13, 17, 22, ...
     # Track on sampled frames 2 and 7 (source 9 and 30); the event ends at key 44 = sampled
     # frame 4 = source frame 17: frames 18..30 of the track are past the end.
     elc = A.parse_answer(
@@ -624,7 +625,7 @@ def test_video_overlay_writes_time_and_span_border(source_video, tmp_path):
     from llava_st.media import load_video
 
     clip = load_video(source_video, 10)
-    timeline = A.Timeline(width=W, height=H, timestamps=tuple(clip.timestamps), frame_ids=tuple(int(i) for i in clip.indices))
+    timeline = Timeline(width=W, height=H, timestamps=tuple(clip.timestamps), frame_ids=tuple(int(i) for i in clip.indices))
     result = A.parse_answer("{<TEMP-022><TEMP-078>}", "tvg", timeline=timeline)
     out = viz.write_annotated_video(source_video, result, timeline, tmp_path / "tvg.mp4", overlay=True)
     decoded = decode_all(out)
@@ -648,7 +649,7 @@ def test_video_of_a_parse_failure_and_odd_size(tmp_path):
             frame.pts = i
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
-    timeline = A.Timeline(width=63, height=47, frame_ids=(0, 1, 2, 3, 4, 5))
+    timeline = Timeline(width=63, height=47, frame_ids=(0, 1, 2, 3, 4, 5))
     failure = A.parse_answer("no idea", "stvg", timeline=timeline)
     written = viz.write_annotated_video(path, failure, timeline, tmp_path / "failure.mp4")
     decoded = decode_all(written)
@@ -659,7 +660,7 @@ def test_video_of_a_parse_failure_and_odd_size(tmp_path):
 def test_video_bad_inputs(source_video, tmp_path):
     from llava_st.media import MediaNotFoundError
 
-    timeline = A.Timeline.from_split((0, N_SRC - 1), 10, W, H, fps=10)
+    timeline = Timeline.from_split((0, N_SRC - 1), 10, W, H, fps=10)
     result = stvg(timeline=timeline)
     with pytest.raises(ValueError, match=r"out_path .*\.avi"):
         viz.write_annotated_video(source_video, result, timeline, tmp_path / "out.avi")
@@ -669,10 +670,10 @@ def test_video_bad_inputs(source_video, tmp_path):
         viz.write_annotated_video(tmp_path / "missing.mp4", result, timeline, tmp_path / "out.mp4")
     with pytest.raises(TypeError, match="timeline must be"):
         viz.write_annotated_video(source_video, result, None, tmp_path / "out.mp4")
-    wrong_size = A.Timeline.from_split((0, N_SRC - 1), 10, W * 2, H * 2, fps=10)
+    wrong_size = Timeline.from_split((0, N_SRC - 1), 10, W * 2, H * 2, fps=10)
     with pytest.raises(ValueError, match="timeline is for 128x96 frames"):
         viz.write_annotated_video(source_video, stvg(timeline=wrong_size), wrong_size, tmp_path / "out.mp4")
-    too_long = A.Timeline.from_split((0, 99), 10, W, H, fps=10)
+    too_long = Timeline.from_split((0, 99), 10, W, H, fps=10)
     with pytest.raises(ValueError, match="timeline names frames 0..99"):
         viz.write_annotated_video(source_video, stvg(timeline=too_long), too_long, tmp_path / "out.mp4")
     rec = A.parse_answer(box_tokens(1, 1, 50, 50), "rec")
@@ -687,7 +688,7 @@ def test_video_bad_inputs(source_video, tmp_path):
 
 
 def test_video_output_rate_follows_fps(source_video, tmp_path):
-    timeline = A.Timeline.from_split((0, N_SRC - 1), 10, W, H, fps=10)
+    timeline = Timeline.from_split((0, N_SRC - 1), 10, W, H, fps=10)
     result = stvg(timeline=timeline)
     out = viz.write_annotated_video(source_video, result, timeline, tmp_path / "fast.mp4", fps=25)
     with av.open(str(out)) as c:

@@ -1,9 +1,9 @@
 """The high-level predictor: media + question in, structured answer out.
 
 :class:`LlavaST` ties the pieces together: it loads media (:mod:`llava_st.media`),
-builds the prompt (:mod:`llava_st.prompts`, :class:`~llava_st.processor.LlavaSTProcessor`),
+builds the prompt (:mod:`llava_st.protocol.prompts`, :class:`~llava_st.processor.LlavaSTProcessor`),
 generates (:meth:`LlavaSTModel.generate`) and reads the answer
-(:mod:`llava_st.answers`) with the sampled frames' real timestamps and the
+(:mod:`llava_st.protocol.answers`) with the sampled frames' real timestamps and the
 frame size.
 
 Conventions, enforced:
@@ -33,12 +33,13 @@ from typing import Any, Callable, Iterable, Literal, Sequence
 import numpy as np
 import torch
 
-from . import answers as A
-from . import prompts
-from .coords import round3
-from .model.generate import GenerationConfig
-from .processor.pixels import media_pixels
-from .tokens import IMAGE_TAG, VIDEO_TAG
+from ..protocol import answers as A
+from ..protocol.timebase import OutOfRangeError, Timeline
+from ..protocol import prompts
+from ..protocol.coords import round3
+from ..model.generate import GenerationConfig
+from ..processor.pixels import media_pixels
+from ..protocol.tokens import IMAGE_TAG, VIDEO_TAG
 
 Units = Literal["absolute", "normalised"]
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -55,7 +56,7 @@ class LoadedMedia:
 
     kind: Literal["image", "video"]
     frames: np.ndarray
-    timeline: A.Timeline
+    timeline: Timeline
     source: str | None = None
     clip: Any = None
 
@@ -79,7 +80,7 @@ def load_media(
     ``frame_range`` (inclusive frame indices) or ``time_range`` (seconds)
     restrict the sampled part of a video; ``fps`` is required for a folder.
     """
-    from . import media as M
+    from .. import media as M
 
     if isinstance(source, LoadedMedia):
         return source
@@ -98,7 +99,7 @@ def load_media(
             if frame_range is not None or time_range is not None:
                 raise ValueError(f"{path} is an image: frame_range/time_range apply to videos only")
             frame = M.load_image(path)
-            return LoadedMedia("image", frame[None], A.Timeline.for_image(frame.shape[1], frame.shape[0]), str(path))
+            return LoadedMedia("image", frame[None], Timeline.for_image(frame.shape[1], frame.shape[0]), str(path))
         return _from_clip(M.load_video(path, num_frames, frame_range=frame_range, time_range=time_range))
     if isinstance(source, np.ndarray) and source.ndim == 4:
         return _from_frames(source, num_frames, kind, frame_range, time_range, fps)
@@ -107,12 +108,12 @@ def load_media(
     if frame_range is not None or time_range is not None:
         raise ValueError("frame_range/time_range apply to videos only, and the media is one image")
     frame = M.load_image(source)
-    return LoadedMedia("image", frame[None], A.Timeline.for_image(frame.shape[1], frame.shape[0]))
+    return LoadedMedia("image", frame[None], Timeline.for_image(frame.shape[1], frame.shape[0]))
 
 
 def _from_frames(frames: np.ndarray, num_frames: int, kind, frame_range, time_range, fps) -> LoadedMedia:
     """Sample ``num_frames`` of an array of video frames ``[N, H, W, 3]`` as a video file is sampled."""
-    from .media.sampling import resolve_frame_range, sample_frame_indices
+    from ..media.sampling import resolve_frame_range, sample_frame_indices
 
     if kind == "image":
         raise ValueError(f"kind='image' but the array holds video frames {frames.shape}; give one frame [H, W, 3]")
@@ -126,11 +127,11 @@ def _from_frames(frames: np.ndarray, num_frames: int, kind, frame_range, time_ra
                                n / float(fps) if fps else 0.0, "the array of frames")
     idx = sample_frame_indices(a, b, num_frames)
     times = None if stamps is None else tuple(stamps[idx].tolist())
-    return LoadedMedia("video", frames[idx], A.Timeline(w, h, timestamps=times, frame_ids=tuple(int(i) for i in idx)))
+    return LoadedMedia("video", frames[idx], Timeline(w, h, timestamps=times, frame_ids=tuple(int(i) for i in idx)))
 
 
 def _from_clip(clip) -> LoadedMedia:
-    timeline = A.Timeline(clip.width, clip.height, timestamps=tuple(clip.timestamps.tolist()),
+    timeline = Timeline(clip.width, clip.height, timestamps=tuple(clip.timestamps.tolist()),
                           frame_ids=tuple(int(i) for i in clip.indices))
     return LoadedMedia("video", clip.frames, timeline, getattr(clip, "path", None), clip)
 
@@ -146,8 +147,8 @@ class Answer:
         text: the generated answer, bin tokens kept (``<TEMP-012>``).
         question: the question as asked (before the media tag and markup conversion).
         task: the task the answer was read as (``None``: a free question).
-        result: the typed answer of :mod:`llava_st.answers` for ``task``
-            (a :class:`~llava_st.answers.ParseFailure` when the text does not
+        result: the typed answer of :mod:`llava_st.protocol.answers` for ``task``
+            (a :class:`~llava_st.protocol.answers.ParseFailure` when the text does not
             follow the task's grammar), or ``None`` for a free question.
         spans: every ``{s, e}`` span in the text (normalised and seconds).
         boxes: every box in the text (normalised and pixels, xyxy).
@@ -175,7 +176,7 @@ class Answer:
         return not (self.result is not None and isinstance(self.result, A.ParseFailure)) and not self.failures
 
     @property
-    def timeline(self) -> A.Timeline:
+    def timeline(self) -> Timeline:
         return self.media.timeline
 
     def to_dict(self) -> dict[str, Any]:
@@ -213,7 +214,7 @@ class Answer:
 
     def plot(self, ground_truth: Any = None):
         """A matplotlib figure: the sampled frames with the boxes, and a timeline of the spans."""
-        from . import viz
+        from .. import viz
 
         return viz.figure(self.media.frames, self._drawable(), self.timeline, ground_truth=ground_truth)
 
@@ -222,7 +223,7 @@ class Answer:
         drawn on it; needs a video read from a file) or a picture (``.png``, ``.pdf``, ...)."""
         import json
 
-        from . import viz
+        from .. import viz
 
         path = Path(path)
         suffix = path.suffix.lower()
@@ -409,9 +410,9 @@ class LlavaST:
         """Load a model folder in the release layout, or a named model of our registry
         (:func:`llava_st.zoo.model_path`). The folder holds the weights, ``config.json``
         and the tokenizer."""
-        from .model import LlavaSTModel
-        from .processor import LlavaSTProcessor
-        from .zoo import model_path
+        from ..model import LlavaSTModel
+        from ..processor import LlavaSTProcessor
+        from ..zoo import model_path
 
         folder = model_path(name_or_path)
         model = LlavaSTModel.from_pretrained(folder, device=device, dtype=dtype, attn_implementation=attn_implementation)
@@ -431,7 +432,7 @@ class LlavaST:
             fps: float | None = None, kind=None, **generation) -> Answer:
         """Ask one question about one video or image.
 
-        ``task`` (one of :data:`llava_st.answers.TASKS`) reads the answer with that
+        ``task`` (one of :data:`llava_st.protocol.answers.TASKS`) reads the answer with that
         task's grammar into ``Answer.result``; without it the answer's spans, boxes
         and track are still read. ``generation`` overrides :class:`GenerationConfig`
         fields (``max_new_tokens``, ``do_sample``, ``temperature``, ``top_p``, ``seed``).
@@ -559,7 +560,7 @@ class LlavaST:
     def _time(self, media: LoadedMedia, t: float, units: Units, what: str) -> float:
         if units == "normalised":
             if not 0.0 <= float(t) <= 1.0:
-                raise A.OutOfRangeError(f"{what} {t} is outside [0, 1] (units='normalised')")
+                raise OutOfRangeError(f"{what} {t} is outside [0, 1] (units='normalised')")
             return float(t)
         if units != "absolute":
             raise ValueError(f"units must be 'absolute' (seconds, pixels) or 'normalised', got {units!r}")
@@ -580,7 +581,7 @@ class LlavaST:
     def _box(self, media: LoadedMedia, box: Sequence[float], units: Units) -> tuple[float, ...]:
         if units == "normalised":
             # a unit frame: the same checks (inside [0, 1], x1 <= x2, y1 <= y2), no scaling
-            return A.Timeline(1, 1, frame_ids=(0,)).box_to_normalised(box)
+            return Timeline(1, 1, frame_ids=(0,)).box_to_normalised(box)
         if units != "absolute":
             raise ValueError(f"units must be 'absolute' (seconds, pixels) or 'normalised', got {units!r}")
         return media.timeline.box_to_normalised(box)

@@ -6,7 +6,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 import pytest
 
-from llava_st.coords import (
+from llava_st.protocol.coords import (
     CoordinateError,
     Variables,
     bin_to_value,
@@ -22,7 +22,7 @@ from llava_st.coords import (
     to_placeholders,
     value_to_bin,
 )
-from llava_st.tokens import VARIABLE_KEYS
+from llava_st.protocol.tokens import VARIABLE_KEYS
 
 
 def exact_round3(value: float) -> float:
