@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from .errors import ConfigError
 from .protocol.tokens import SpecialTokenIds
 
 MODEL_TYPE = "llava_qwen"
@@ -190,6 +191,29 @@ class CoordConfig:
         return self.num_temporal_bins + 2 * self.num_spatial_bins
 
 
+# Release config key -> field, for the parts whose keys are renamed. The
+# defaults of a missing key are the dataclasses' own (written once, above).
+_PACKER_KEYS = {
+    "mm_packer_embed_dim": "embed_dim",
+    "packer_num_heads": "num_heads",
+    "packer_spatial_factor": "spatial_factor",
+    "packer_fast_factor": "fast_factor",
+    "packer_temporal_window": "temporal_window",
+    "packer_layer_norm_eps": "layer_norm_eps",
+}
+_COORD_KEYS = {"num_temporal_tokens": "num_temporal_bins", "num_spatial_tokens": "num_spatial_bins"}
+
+
+def _renamed(cls, data: Mapping[str, Any], keys: Mapping[str, str]):
+    """``cls`` built from the release keys present in ``data`` (each cast to its field's default type)."""
+    types = {f.name: type(f.default) for f in fields(cls)}
+    return cls(**{name: types[name](data[key]) for key, name in keys.items() if key in data})
+
+
+def _default(cls, name: str) -> Any:
+    return next(f.default for f in fields(cls) if f.name == name)
+
+
 # Keys of the release config that this dataclass owns (everything else goes to ``extra``).
 _TEXT_KEYS = {f.name for f in fields(TextConfig)} - {"rope_theta"}
 _OWNED_KEYS = _TEXT_KEYS | {
@@ -204,21 +228,13 @@ _OWNED_KEYS = _TEXT_KEYS | {
     "mm_resampler_type",
     "mm_perceiver_latents",
     "mm_perceiver_latents_fast",
-    "mm_packer_embed_dim",
-    "num_spatial_tokens",
-    "num_temporal_tokens",
     # keys that only configs we write carry
     "num_frames",
     "vision_config",
-    "packer_num_heads",
-    "packer_spatial_factor",
-    "packer_fast_factor",
-    "packer_temporal_window",
-    "packer_layer_norm_eps",
     "inject_width_inputs",
     "inject_fast_stream",
     "special_token_ids",
-}
+} | set(_PACKER_KEYS) | set(_COORD_KEYS)
 
 
 @dataclass
@@ -291,7 +307,7 @@ class LlavaSTConfig:
         runs needs room for a start and an end marker (at least 2 positions)."""
         fast, slow = self.video_fast_token_count(num_frames), self.video_slow_token_count(num_frames)
         if num_frames < 1 or fast < 2 or slow < 2:
-            raise ValueError(
+            raise ConfigError(
                 f"a video of {num_frames} frame(s) gives {fast} fast and {slow} slow position(s); each run "
                 f"needs at least 2 (start and end markers): use more frames"
             )
@@ -316,31 +332,31 @@ class LlavaSTConfig:
         v, p = self.vision, self.packer
         if v.grid_size < 2:
             # an image run needs room for its start and end markers
-            raise ValueError(
+            raise ConfigError(
                 f"vision.image_size {v.image_size} gives a {v.grid_size}x{v.grid_size} patch grid with patch_size "
                 f"{v.patch_size}; at least 2x2 is needed"
             )
         if not 1 <= v.num_kept_layers <= v.num_hidden_layers:
-            raise ValueError(
+            raise ConfigError(
                 f"vision.select_layer {v.select_layer} leaves {v.num_kept_layers} of "
                 f"{v.num_hidden_layers} tower layers; it must keep at least one"
             )
         if v.grid_size % p.spatial_factor:
-            raise ValueError(f"tower grid {v.grid_size} is not divisible by packer.spatial_factor {p.spatial_factor}")
+            raise ConfigError(f"tower grid {v.grid_size} is not divisible by packer.spatial_factor {p.spatial_factor}")
         if self.slow_grid % p.fast_factor:
-            raise ValueError(f"packer grid {self.slow_grid} is not divisible by packer.fast_factor {p.fast_factor}")
+            raise ConfigError(f"packer grid {self.slow_grid} is not divisible by packer.fast_factor {p.fast_factor}")
         if p.embed_dim % p.num_heads:
-            raise ValueError(f"packer.embed_dim {p.embed_dim} is not divisible by packer.num_heads {p.num_heads}")
+            raise ConfigError(f"packer.embed_dim {p.embed_dim} is not divisible by packer.num_heads {p.num_heads}")
         if self.num_frames < 1:
-            raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
+            raise ConfigError(f"num_frames must be >= 1, got {self.num_frames}")
         if p.temporal_window < 1:
-            raise ValueError(f"packer.temporal_window must be >= 1, got {p.temporal_window}")
+            raise ConfigError(f"packer.temporal_window must be >= 1, got {p.temporal_window}")
         if self.coords.num_temporal_bins < 2 or self.coords.num_spatial_bins < 2:
-            raise ValueError("coordinate axes need at least 2 bins each")
+            raise ConfigError("coordinate axes need at least 2 bins each")
         if self.projector_type != "mlp2x_gelu":
-            raise ValueError(f"projector_type {self.projector_type!r} is not supported (only 'mlp2x_gelu')")
+            raise ConfigError(f"projector_type {self.projector_type!r} is not supported (only 'mlp2x_gelu')")
         if self.text.hidden_size % self.text.num_attention_heads:
-            raise ValueError("text.hidden_size must be divisible by text.num_attention_heads")
+            raise ConfigError("text.hidden_size must be divisible by text.num_attention_heads")
 
     # ------------------------------------------------------------ release I/O
     @classmethod
@@ -359,7 +375,7 @@ class LlavaSTConfig:
         release behaviour (``False``) when the file does not name them.
         """
         if data.get("model_type", MODEL_TYPE) != MODEL_TYPE:
-            raise ValueError(f"config model_type is {data.get('model_type')!r}, expected {MODEL_TYPE!r}")
+            raise ConfigError(f"config model_type is {data.get('model_type')!r}, expected {MODEL_TYPE!r}")
         text_kwargs = {k: data[k] for k in _TEXT_KEYS if k in data}
         rope = data.get("rope_parameters") or {}
         if "rope_theta" in data:
@@ -370,7 +386,7 @@ class LlavaSTConfig:
             text_kwargs["eos_token_id"] = text_kwargs["eos_token_id"][0]
         text = TextConfig(**text_kwargs)
 
-        select_layer = int(data.get("mm_vision_select_layer", -2))
+        select_layer = int(data.get("mm_vision_select_layer", _default(VisionConfig, "select_layer")))
         if vision is None:
             if "vision_config" in data:
                 vision = VisionConfig(**_vision_kwargs(data["vision_config"]))
@@ -379,30 +395,20 @@ class LlavaSTConfig:
         elif vision.select_layer != select_layer:
             vision = replace(vision, select_layer=select_layer)
         if "mm_hidden_size" in data and int(data["mm_hidden_size"]) != vision.hidden_size:
-            raise ValueError(
+            raise ConfigError(
                 f"config mm_hidden_size {data['mm_hidden_size']} does not match the vision tower width {vision.hidden_size}"
             )
 
-        packer = PackerConfig(
-            embed_dim=int(data.get("mm_packer_embed_dim", 1024)),
-            num_heads=int(data.get("packer_num_heads", 8)),
-            spatial_factor=int(data.get("packer_spatial_factor", 3)),
-            fast_factor=int(data.get("packer_fast_factor", 3)),
-            temporal_window=int(data.get("packer_temporal_window", 5)),
-            layer_norm_eps=float(data.get("packer_layer_norm_eps", 1e-5)),
-        )
-        coords = CoordConfig(
-            num_temporal_bins=int(data.get("num_temporal_tokens", 100)),
-            num_spatial_bins=int(data.get("num_spatial_tokens", 100)),
-        )
+        packer = _renamed(PackerConfig, data, _PACKER_KEYS)
+        coords = _renamed(CoordConfig, data, _COORD_KEYS)
         token_ids = data.get("special_token_ids")
         cfg = cls(
             text=text,
             vision=vision,
             packer=packer,
             coords=coords,
-            num_frames=int(data.get("num_frames", 100)),
-            projector_type=data.get("mm_projector_type", "mlp2x_gelu"),
+            num_frames=int(data.get("num_frames", _default(cls, "num_frames"))),
+            projector_type=data.get("mm_projector_type", _default(cls, "projector_type")),
             vision_tower=data.get("mm_vision_tower", data.get("vision_tower", cls.vision_tower)),
             inject_width_inputs=bool(data.get("inject_width_inputs", False)),
             inject_fast_stream=bool(data.get("inject_fast_stream", False)),
@@ -411,13 +417,13 @@ class LlavaSTConfig:
         )
         resampler = data.get("mm_resampler_type", "fast_slow_resampler")
         if resampler != "fast_slow_resampler":
-            raise ValueError(f"mm_resampler_type {resampler!r} is not supported (LLaVA-ST uses 'fast_slow_resampler')")
+            raise ConfigError(f"mm_resampler_type {resampler!r} is not supported (LLaVA-ST uses 'fast_slow_resampler')")
         for key, expected in (
             ("mm_perceiver_latents", cfg.slow_grid**2),
             ("mm_perceiver_latents_fast", cfg.fast_grid**2),
         ):
             if key in data and int(data[key]) != expected:
-                raise ValueError(
+                raise ConfigError(
                     f"config {key} = {data[key]} does not match the packer sizes (expected {expected} "
                     f"from grid {vision.grid_size}, spatial factor {packer.spatial_factor}, fast factor {packer.fast_factor})"
                 )
@@ -440,16 +446,10 @@ class LlavaSTConfig:
                 "mm_resampler_type": "fast_slow_resampler",
                 "mm_perceiver_latents": self.slow_grid**2,
                 "mm_perceiver_latents_fast": self.fast_grid**2,
-                "mm_packer_embed_dim": self.packer.embed_dim,
-                "num_temporal_tokens": self.coords.num_temporal_bins,
-                "num_spatial_tokens": self.coords.num_spatial_bins,
                 "num_frames": self.num_frames,
                 "vision_config": _vision_dict(self.vision),
-                "packer_num_heads": self.packer.num_heads,
-                "packer_spatial_factor": self.packer.spatial_factor,
-                "packer_fast_factor": self.packer.fast_factor,
-                "packer_temporal_window": self.packer.temporal_window,
-                "packer_layer_norm_eps": self.packer.layer_norm_eps,
+                **{key: getattr(self.packer, name) for key, name in _PACKER_KEYS.items()},
+                **{key: getattr(self.coords, name) for key, name in _COORD_KEYS.items()},
                 "inject_width_inputs": self.inject_width_inputs,
                 "inject_fast_stream": self.inject_fast_stream,
             }
@@ -509,9 +509,9 @@ def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON: {exc}") from exc
+        raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {type(data).__name__}")
+        raise ConfigError(f"{path} must hold a JSON object, got {type(data).__name__}")
     return data
 
 

@@ -9,12 +9,11 @@ import pytest
 
 from conftest import parity_dir
 from llava_st.config import LlavaSTConfig, PackerConfig, VisionConfig
-from llava_st.model.checkpoint import load_config
 from llava_st.zoo import REGISTRY, get_config
 
 
 def test_release_config_reads_release_switches_and_keeps_unknown_keys(tmp_path) -> None:
-    cfg = load_config(parity_dir() / "model")
+    cfg = LlavaSTConfig.from_pretrained(parity_dir() / "model")
     raw = json.loads((parity_dir() / "model" / "config.json").read_text())
     assert cfg.inject_fast_stream is False and cfg.inject_width_inputs is False
     assert cfg.text.vocab_size == raw["vocab_size"] and cfg.text.rope_theta == raw["rope_theta"]

@@ -1,6 +1,6 @@
 """The LLaVA-ST network: tower, projector, LAPE, packer, Qwen2 with coordinate vocabulary, loss, decoding, I/O."""
 
-from .checkpoint import CheckpointError, LoadReport, load_config, load_lora_adapter, load_pretrained, save_pretrained
+from .checkpoint import CheckpointError, LoadReport, load_lora_adapter, load_pretrained, save_pretrained
 from .generate import GenerationConfig, GenerationOutput, generate
 from .modeling import LlavaSTModel, LlavaSTOutput, VideoFeatures
 
@@ -13,7 +13,6 @@ __all__ = [
     "LoadReport",
     "VideoFeatures",
     "generate",
-    "load_config",
     "load_lora_adapter",
     "load_pretrained",
     "save_pretrained",

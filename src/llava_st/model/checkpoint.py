@@ -21,7 +21,6 @@ LoRA stages are stored as a PEFT adapter plus ``non_lora_trainables.bin``;
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -142,11 +141,6 @@ def _weight_files(folder: Path) -> list[Path]:
     raise FileNotFoundError(f"no {WEIGHTS_NAME} or {INDEX_NAME} in {folder}")
 
 
-def load_config(folder: str | Path) -> LlavaSTConfig:
-    """Read ``config.json`` of a release-layout folder (:meth:`LlavaSTConfig.from_pretrained`)."""
-    return LlavaSTConfig.from_pretrained(folder)
-
-
 def _parse_dtype(dtype: torch.dtype | str) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         out = dtype
@@ -160,21 +154,51 @@ def _parse_dtype(dtype: torch.dtype | str) -> torch.dtype:
     return out
 
 
-@contextlib.contextmanager
-def _parameters_on_meta():
-    """Create parameters on the meta device (no memory, no random init); buffers stay real."""
-    register = nn.Module.register_parameter
+def _rope_inv_freq(module: nn.Module) -> dict[str, torch.Tensor]:
+    # A transformers rotary embedding has no parameters and computes its
+    # frequencies from the config in __init__: build it again on the CPU.
+    with torch.device("cpu"):
+        fresh = type(module)(module.config)
+    return {"inv_freq": fresh.inv_freq, "original_inv_freq": fresh.original_inv_freq}
 
-    def on_meta(module, name, param):
-        register(module, name, param)
-        if param is not None:
-            module._parameters[name] = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
 
-    nn.Module.register_parameter = on_meta
-    try:
-        yield
-    finally:
-        nn.Module.register_parameter = register
+def _position_ids(module: nn.Module) -> dict[str, torch.Tensor]:
+    n = module.position_ids.shape[-1]
+    return {"position_ids": torch.arange(n, device="cpu").expand((1, -1))}
+
+
+def _ntp_matrices(module: nn.Module) -> dict[str, torch.Tensor]:
+    from .lape import ntp_matrix
+
+    return {"ntp_time": ntp_matrix(module.ntp_time.shape[0]), "ntp_space": ntp_matrix(module.ntp_space.shape[0])}
+
+
+# Buffers are not in the checkpoint; a model built on the meta device gets them
+# from these rules, keyed by the buffer names each rule fills.
+_BUFFER_RULES = (
+    (("inv_freq", "original_inv_freq"), _rope_inv_freq),
+    (("position_ids",), _position_ids),
+    (("ntp_time", "ntp_space"), _ntp_matrices),
+)
+
+
+def _materialise_buffers(model: nn.Module) -> None:
+    """Give every buffer left on the meta device its real value on the CPU."""
+    for module_name, module in model.named_modules():
+        meta = {name for name, buf in module._buffers.items() if buf is not None and buf.is_meta}
+        if not meta:
+            continue
+        for names, rule in _BUFFER_RULES:
+            if meta & set(names):
+                for name, value in rule(module).items():
+                    if name in meta:
+                        module._buffers[name] = value.to(module._buffers[name].dtype)
+                        meta.discard(name)
+        if meta:
+            raise CheckpointError(
+                f"buffers {sorted(meta)} of module {module_name or type(model).__name__!r} have no rule to be "
+                "computed after building the model on the meta device (add one to _BUFFER_RULES)"
+            )
 
 
 def _init_missing(model: nn.Module, names: list[str], device, dtype) -> None:
@@ -195,11 +219,18 @@ def _init_missing(model: nn.Module, names: list[str], device, dtype) -> None:
 
 
 def build_empty(config: LlavaSTConfig, attn_implementation: str = "sdpa"):
-    """The model with parameters on the meta device, ready for ``load_state_dict(assign=True)``."""
+    """The model with parameters on the meta device, ready for ``load_state_dict(assign=True)``.
+
+    The model is built inside ``torch.device("meta")`` (a thread-local mode, so
+    models may be loaded in several threads at once): no memory is taken and no
+    random init runs. Buffers, which no checkpoint holds, are then computed on
+    the CPU by :func:`_materialise_buffers`.
+    """
     from .modeling import LlavaSTModel
 
-    with _parameters_on_meta():
+    with torch.device("meta"):
         model = LlavaSTModel(config, attn_implementation=attn_implementation)
+    _materialise_buffers(model)
     return model
 
 
@@ -265,7 +296,7 @@ def load_pretrained(
         raise FileNotFoundError(f"model folder not found: {folder}")
     dtype = _parse_dtype(dtype)
     device = torch.device(device)
-    config = config or load_config(folder)
+    config = config or LlavaSTConfig.from_pretrained(folder)
     model = build_empty(config, attn_implementation)
     tensors: dict[str, torch.Tensor] = {}
     for file in _weight_files(folder):

@@ -27,7 +27,6 @@ from .processing import (
     LlavaSTProcessor,
     ProcessorOptions,
     ProcessorOutput,
-    read_model_config,
 )
 from .tokenizer import TokenizerMismatchError, build_release_tokenizer, check_tokenizer, load_tokenizer
 
@@ -53,7 +52,6 @@ __all__ = [
     "media_pixels",
     "normalize_conversation",
     "place_media_tag",
-    "read_model_config",
     "render_chat",
     "to_release_answer",
 ]

@@ -182,12 +182,6 @@ class _Prepared:
     generation: bool
 
 
-def read_model_config(folder: str | Path) -> LlavaSTConfig:
-    """The :class:`LlavaSTConfig` of a model folder, its vision tower resolved
-    (:meth:`LlavaSTConfig.from_pretrained`)."""
-    return LlavaSTConfig.from_pretrained(folder)
-
-
 class LlavaSTProcessor:
     """Chat template, visual slots, tokenization, labels and coordinate values for LLaVA-ST.
 
@@ -235,7 +229,7 @@ class LlavaSTProcessor:
         if not folder.is_dir():
             raise FileNotFoundError(f"model folder not found: {folder}")
         if config is None:
-            config = read_model_config(folder)
+            config = LlavaSTConfig.from_pretrained(folder)
         if options is None:
             path = folder / PROCESSOR_FILE
             options = ProcessorOptions.from_dict(json.loads(path.read_text())) if path.is_file() else None
@@ -563,5 +557,4 @@ __all__ = [
     "PaddingSide",
     "ProcessorOptions",
     "ProcessorOutput",
-    "read_model_config",
 ]
