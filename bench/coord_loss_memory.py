@@ -30,7 +30,7 @@ from torch.nn import functional as F
 
 from _machine import write_result
 from llava_st.model.loss import build_targets, coordinate_loss
-from llava_st.protocol.tokens import SpecialTokenIds
+from llava_st.protocol.tokens import BinCounts, SpecialTokenIds
 
 V, BINS = 32000, 100
 
@@ -47,7 +47,7 @@ def run_variant(variant: str, length: int, device: str) -> dict:
     coord = torch.rand(labels.shape, generator=g) < 0.1
     labels[coord] = ids.width_output
     values[coord] = torch.rand(int(coord.sum()), generator=g, dtype=torch.float64)
-    rows, tid, tw = build_targets(labels, values, ids, BINS, BINS)
+    rows, tid, tw = build_targets(labels, values, ids, BinCounts(BINS, BINS))
     hard = labels[0, 1:].clone()
     hard[hard >= V] = 0
     labels, values, rows, tid, tw, hard = (t.to(device) for t in (labels, values, rows, tid, tw, hard))

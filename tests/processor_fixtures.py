@@ -83,8 +83,9 @@ def tiny_config(
 
 def tiny_release_tokenizer(num_temporal_bins: int = 10, num_spatial_bins: int = 20):
     from llava_st.processor import build_release_tokenizer
+    from llava_st.protocol.tokens import BinCounts
 
-    return build_release_tokenizer(byte_level_base_tokenizer(), num_temporal_bins, num_spatial_bins)
+    return build_release_tokenizer(byte_level_base_tokenizer(), BinCounts(num_temporal_bins, num_spatial_bins))
 
 
 def tiny_processor(options=None, **config_changes):

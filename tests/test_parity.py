@@ -3,7 +3,10 @@
 For every case folder of the fixture set (``LLAVA_ST_PARITY_DIR``, default
 ``../shared/parity``) the stored ids, variables and pixels are fed to our
 model and every array of ``reference.npz`` is compared at the tolerances of
-the fixture README. Official cases run with the release switches, variant
+the fixture README. The fixture's checkpoint, config and preprocessed pixels
+are checked here too. Without the fixtures these tests are skipped with a
+message saying how to get them, and fail under ``CI=true``
+(``conftest.locate_parity_fixtures``, whose rule is tested at the end). Official cases run with the release switches, variant
 cases with the switches their ``case.json`` names. Nothing here knows a
 particular case: shapes, positions, lengths and settings all come from the
 fixture files.
@@ -21,7 +24,12 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import parity_cases, parity_dir
+from safetensors.torch import load_file
+
+import conftest
+from conftest import locate_parity_fixtures, parity_case_params, parity_cases
+from llava_st.config import LlavaSTConfig, VisionConfig
+from llava_st.media import load_image, preprocess_frames
 from llava_st.model import LlavaSTModel
 from llava_st.model.lape import add_lape
 from llava_st.model.loss import build_targets, soft_target_cross_entropy
@@ -63,8 +71,8 @@ if DEVICE.startswith("cuda"):
 
 
 @pytest.fixture(scope="module")
-def model() -> LlavaSTModel:
-    root = parity_dir()
+def model(parity_root: Path) -> LlavaSTModel:
+    root = parity_root
     m = LlavaSTModel.from_pretrained(root / "model", dtype=torch.float32, attn_implementation="eager", device=DEVICE)
     assert m.load_report.ok
     return m
@@ -128,7 +136,7 @@ def _intermediates(model: LlavaSTModel, case: Case) -> dict[str, torch.Tensor]:
     return out
 
 
-@pytest.mark.parametrize("folder", CASES, ids=[c.name for c in CASES])
+@pytest.mark.parametrize("folder", parity_case_params())
 def test_case(model: LlavaSTModel, folder: Path) -> None:
     case = Case(folder)
     model = _with_switches(model, case.meta)
@@ -201,7 +209,7 @@ def test_case(model: LlavaSTModel, folder: Path) -> None:
             _close("loss", out.loss, ref["loss"], LOSS)
             checked.add("loss")
             c = model.config.coords
-            rows, tgt_ids, tgt_w = build_targets(labels, coord_values, ids, c.num_temporal_bins, c.num_spatial_bins)
+            rows, tgt_ids, tgt_w = build_targets(labels, coord_values, ids, c.bins)
             positions = rows[:, 1] + 1
             _exact("loss_positions", positions, ref["loss_positions"])
             checked.add("loss_positions")
@@ -232,10 +240,139 @@ def test_case(model: LlavaSTModel, folder: Path) -> None:
     assert not unchecked, f"reference arrays this test does not know how to check: {sorted(unchecked)}"
 
 
-def test_fixture_set_is_present() -> None:
-    assert CASES, f"no parity cases (folders with case.json) under {parity_dir()}"
+def test_fixture_set_is_present(parity_root: Path) -> None:
+    assert CASES, f"no parity cases (folders with case.json) under {parity_root}"
 
 
-def test_switches_default_to_release_behaviour(model: LlavaSTModel) -> None:
-    fresh = LlavaSTModel.from_pretrained(parity_dir() / "model", attn_implementation="eager")
+def test_switches_default_to_release_behaviour(model: LlavaSTModel, parity_root: Path) -> None:
+    fresh = LlavaSTModel.from_pretrained(parity_root / "model", attn_implementation="eager")
     assert fresh.config.inject_fast_stream is False and fresh.config.inject_width_inputs is False
+
+
+# --- the fixture's checkpoint, config and pixels ---------------------------------------------
+
+
+def _tensors(folder: Path) -> dict[str, torch.Tensor]:
+    out = {}
+    for f in sorted(folder.glob("*.safetensors")):
+        out.update(load_file(str(f)))
+    return out
+
+
+def test_release_config_reads_release_switches_and_keeps_unknown_keys(parity_root: Path, tmp_path: Path) -> None:
+    cfg = LlavaSTConfig.from_pretrained(parity_root / "model")
+    raw = json.loads((parity_root / "model" / "config.json").read_text())
+    assert cfg.inject_fast_stream is False and cfg.inject_width_inputs is False
+    assert cfg.text.vocab_size == raw["vocab_size"] and cfg.text.rope_theta == raw["rope_theta"]
+    assert cfg.packer.embed_dim == raw["mm_packer_embed_dim"]
+    assert cfg.slow_grid**2 == raw["mm_perceiver_latents"] and cfg.fast_grid**2 == raw["mm_perceiver_latents_fast"]
+    written = cfg.to_release_dict()
+    for key, value in raw.items():
+        if key not in ("rope_theta",):
+            assert written[key] == value, key
+    cfg.to_json_file(tmp_path / "config.json")
+    again = LlavaSTConfig.from_json_file(tmp_path / "config.json")
+    assert again == cfg
+
+
+def test_parity_checkpoint_round_trip_is_bit_exact(parity_root: Path, tmp_path: Path) -> None:
+    src = parity_root / "model"
+    model = LlavaSTModel.from_pretrained(src, dtype=torch.bfloat16)
+    model.save_pretrained(tmp_path / "a")
+    original = _tensors(src)
+    written = _tensors(tmp_path / "a")
+    assert sorted(original) == sorted(written)
+    for key, tensor in original.items():
+        assert written[key].dtype == tensor.dtype and torch.equal(written[key], tensor), key
+    again = LlavaSTModel.from_pretrained(tmp_path / "a", dtype=torch.bfloat16)
+    again.save_pretrained(tmp_path / "b")
+    for key, tensor in _tensors(tmp_path / "b").items():
+        assert torch.equal(tensor, written[key]), key
+    # unknown config keys survive; the quirk switches stay the release's
+    cfg = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert cfg["mm_patch_merge_type"] == json.loads((src / "config.json").read_text())["mm_patch_merge_type"]
+    assert cfg["inject_fast_stream"] is False and again.config.inject_fast_stream is False
+    assert again.config.vision == model.config.vision
+
+
+def test_tower_config_comes_from_the_local_tower_folder(parity_root: Path) -> None:
+    model = LlavaSTModel.from_pretrained(parity_root / "model")
+    tower = json.loads((parity_root / "model" / model.config.vision_tower / "config.json").read_text())
+    assert model.config.vision.hidden_size == tower["hidden_size"]
+    assert model.config.vision.num_kept_layers == tower["num_hidden_layers"] - 1
+    assert len(model.vision_tower.tower.encoder.layers) == tower["num_hidden_layers"] - 1
+
+
+def test_parity_video_pixels_bitwise(parity_root: Path) -> None:
+    frames = np.load(parity_root / "media" / "video.npz")["frames"]
+    expected = np.load(parity_root / "media" / "video_pixel_values.npz")["pixel_values"]
+    vision = VisionConfig()
+    got = preprocess_frames(frames, vision.image_size, vision.image_mean, vision.image_std)
+    assert got.dtype == torch.float32 and tuple(got.shape) == expected.shape == (100, 3, 384, 384)
+    assert got.numpy().tobytes() == expected.tobytes()
+
+
+def test_parity_image_pixels_bitwise(parity_root: Path) -> None:
+    image = np.load(parity_root / "media" / "image.npz")["image"]
+    expected = np.load(parity_root / "media" / "image_pixel_values.npz")["pixel_values"]
+    got = preprocess_frames(load_image(image))
+    assert tuple(got.shape) == expected.shape == (1, 3, 384, 384)
+    assert got.numpy().tobytes() == expected.tobytes()
+
+
+# --- the skip/fail rule for missing fixtures (runs with or without them) ----------------------
+
+
+def _fixture_folder(root: Path) -> Path:
+    (root / "model").mkdir(parents=True)
+    (root / "model" / "config.json").write_text("{}")
+    return root
+
+
+@pytest.mark.parametrize("ci", [None, "", "false", "0"])
+def test_missing_fixtures_are_skipped_with_directions_off_ci(tmp_path: Path, ci) -> None:
+    repo = tmp_path / "clone"
+    repo.mkdir()
+    env = {} if ci is None else {"CI": ci}
+    found = locate_parity_fixtures(env, repo_root=repo)
+    assert found.action == "skip" and not found.found
+    assert found.path == tmp_path / "shared" / "parity"
+    assert "LLAVA_ST_PARITY_DIR" in found.message and str(tmp_path / "shared" / "parity") in found.message
+
+
+@pytest.mark.parametrize("ci", ["true", "True", "1", "yes"])
+def test_missing_fixtures_fail_under_ci(tmp_path: Path, ci: str) -> None:
+    repo = tmp_path / "clone"
+    repo.mkdir()
+    found = locate_parity_fixtures({"CI": ci}, repo_root=repo)
+    assert found.action == "fail"
+    assert "CI=true" in found.message and "LLAVA_ST_PARITY_DIR" in found.message
+
+
+def test_an_explicit_folder_without_fixtures_fails_and_one_with_them_is_used(tmp_path: Path) -> None:
+    repo = tmp_path / "clone"
+    repo.mkdir()
+    wrong = locate_parity_fixtures({"LLAVA_ST_PARITY_DIR": str(tmp_path / "typo")}, repo_root=repo)
+    assert wrong.action == "fail" and str(tmp_path / "typo") in wrong.message
+    right = _fixture_folder(tmp_path / "elsewhere")
+    for ci in ({}, {"CI": "true"}):
+        found = locate_parity_fixtures({"LLAVA_ST_PARITY_DIR": str(right), **ci}, repo_root=repo)
+        assert found.action == "use" and found.path == right
+    # the default location beside the checkout, when the variable is unset or empty
+    _fixture_folder(tmp_path / "shared" / "parity")
+    for env in ({}, {"LLAVA_ST_PARITY_DIR": ""}, {"CI": "true"}):
+        found = locate_parity_fixtures(env, repo_root=repo)
+        assert found.action == "use" and found.path == tmp_path / "shared" / "parity"
+
+
+def test_tests_needing_fixtures_skip_or_fail_by_the_rule(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(conftest, "REPO_ROOT", tmp_path / "clone")
+    monkeypatch.delenv("LLAVA_ST_PARITY_DIR", raising=False)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="LLAVA_ST_PARITY_DIR"):
+        conftest.require_parity_fixtures()
+    assert conftest.parity_cases() == []
+    assert [p.values for p in conftest.parity_case_params()] == [(None,)]
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        conftest.require_parity_fixtures()

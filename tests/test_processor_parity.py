@@ -19,9 +19,9 @@ import torch
 from llava_st.protocol.coords import extract_variables, format_coordinates
 from llava_st.processor import LlavaSTProcessor
 from llava_st.protocol.tokens import PLACEHOLDER_TO_KEY, PLACEHOLDERS
-from tests.conftest import parity_cases
+from conftest import parity_case_params
 
-CASES = parity_cases()
+CASES = parity_case_params()
 IGNORE = -100
 
 
@@ -72,7 +72,7 @@ def expand_runs(text: str) -> str:
     return re.sub(r"(<[^<>]+>)x(\d+)", lambda m: m.group(1) * int(m.group(2)), text)
 
 
-@pytest.mark.parametrize("folder", CASES, ids=[c.name for c in CASES])
+@pytest.mark.parametrize("folder", CASES)
 def test_input_ids_variables_and_labels(proc, parity_root, folder):
     case, ref = load_case(folder)
     training = "prompt" not in case
@@ -99,7 +99,7 @@ def test_input_ids_variables_and_labels(proc, parity_root, folder):
         assert "labels" not in out
 
 
-@pytest.mark.parametrize("folder", CASES, ids=[c.name for c in CASES])
+@pytest.mark.parametrize("folder", CASES)
 def test_our_labels_are_the_answer_and_its_end(proc, parity_root, folder):
     case, ref = load_case(folder)
     if "prompt" in case:
@@ -117,8 +117,8 @@ def test_our_labels_are_the_answer_and_its_end(proc, parity_root, folder):
     assert np.all((expected == IGNORE) | (expected == release))
 
 
-@pytest.mark.parametrize("folder", CASES, ids=[c.name for c in CASES])
-def test_text_stages(folder):
+@pytest.mark.parametrize("folder", CASES)
+def test_text_stages(parity_root, folder):
     case, _ = load_case(folder)
     stages = case["prompt_stages"]
     if "prompt" in case:
@@ -131,8 +131,8 @@ def test_text_stages(folder):
         assert [extract_variables(t)[0] for t in formatted] == stages["after_get_variables"]
 
 
-@pytest.mark.parametrize("folder", CASES, ids=[c.name for c in CASES])
-def test_generated_ids_decode_like_the_release(proc, folder):
+@pytest.mark.parametrize("folder", CASES)
+def test_generated_ids_decode_like_the_release(proc, parity_root, folder):
     case, ref = load_case(folder)
     if "gen_ids" not in ref or "generated_text" not in case:
         pytest.skip(f"{folder.name} stores no generated ids and text (mode {case['mode']!r})")
@@ -142,7 +142,7 @@ def test_generated_ids_decode_like_the_release(proc, folder):
         assert proc.decode(ids, release_form=True) == case["generated_text_converted"]
 
 
-@pytest.mark.parametrize("folder", CASES, ids=[c.name for c in CASES])
+@pytest.mark.parametrize("folder", CASES)
 def test_pixels_from_decoded_media_are_bitwise_the_stored_ones(proc, parity_root, folder):
     case, ref = load_case(folder)
     frames = media_frames(parity_root, case)

@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import ConfigError
-from .protocol.tokens import SpecialTokenIds
+from .protocol.tokens import RELEASE_BINS, BinCounts, SpecialTokenIds
+from .errors import ConfigError, ModelNotFoundError
 
 MODEL_TYPE = "llava_qwen"
 
@@ -180,10 +180,19 @@ class PackerConfig:
 
 @dataclass
 class CoordConfig:
-    """Coordinate bins (SPEC §1, §2.5, §2.9). Bin ``k`` of an axis with ``n`` bins means ``k / (n - 1)``."""
+    """Coordinate bins (SPEC §1, §2.5, §2.9). Bin ``k`` of an axis with ``n`` bins means ``k / (n - 1)``.
 
-    num_temporal_bins: int = 100
-    num_spatial_bins: int = 100
+    Defaults: the released checkpoints' counts (:data:`~llava_st.protocol.tokens.RELEASE_BINS`).
+    Code that reads or writes coordinates takes :attr:`bins`, never the two numbers.
+    """
+
+    num_temporal_bins: int = RELEASE_BINS.time
+    num_spatial_bins: int = RELEASE_BINS.space
+
+    @property
+    def bins(self) -> BinCounts:
+        """The counts as the frozen pair every protocol function takes: ``BinCounts(time, space)``."""
+        return BinCounts(self.num_temporal_bins, self.num_spatial_bins)
 
     @property
     def num_bins(self) -> int:
@@ -473,7 +482,7 @@ class LlavaSTConfig:
         folder = Path(folder)
         path = folder / "config.json"
         if not path.is_file():
-            raise FileNotFoundError(f"no config.json in {folder}")
+            raise ModelNotFoundError(f"no config.json in {folder}")
         data = _read_json(path)
         vision = None
         name = data.get("mm_vision_tower") or data.get("vision_tower")
@@ -484,7 +493,7 @@ class LlavaSTConfig:
                 select = int(data.get("mm_vision_select_layer", -2))
                 vision = VisionConfig.from_siglip_dict(_read_json(found), select_layer=select)
             elif int(data.get("mm_hidden_size", VisionConfig.hidden_size)) != VisionConfig.hidden_size:
-                raise FileNotFoundError(
+                raise ModelNotFoundError(
                     f"{path} names the vision tower {name!r}, whose width {data['mm_hidden_size']} is not the "
                     f"so400m default, but neither {candidates[0]} nor {candidates[1]} exists to give its sizes"
                 )
@@ -494,7 +503,7 @@ class LlavaSTConfig:
     def from_json_file(cls, path: str | Path, vision: VisionConfig | None = None) -> "LlavaSTConfig":
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
+            raise ModelNotFoundError(f"config file not found: {path}")
         return cls.from_release_dict(_read_json(path), vision=vision)
 
     def to_json_file(self, path: str | Path) -> None:

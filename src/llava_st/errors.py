@@ -17,7 +17,7 @@ class              raised for
 MediaError         a video, image or frame folder that cannot be used as asked
 ProtocolError      coordinate markup, bins, conversations and answers' values
 ConfigError        a model, generator or run configuration that is invalid
-CheckpointError    a model folder whose weights or tokenizer do not fit
+CheckpointError    a model folder that is missing or whose files do not fit
 DataError          a dataset or annotation file that breaks its format
 EvalError          predictions and run folders of the evaluation
 SynthError         ST-Synth settings that cannot produce data
@@ -47,6 +47,17 @@ class CheckpointError(LlavaSTError, RuntimeError):
     """A model folder whose files do not fit the model; the message lists every problem."""
 
 
+class ModelNotFoundError(CheckpointError, FileNotFoundError):
+    """A model folder, or a file that a model folder must hold, does not exist."""
+
+
+class UnknownModelError(ConfigError, KeyError):
+    """A model name that is neither a registered name nor a folder."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 class DataError(LlavaSTError, ValueError):
     """A data or annotation file that does not have its format; the message names the file."""
 
@@ -66,6 +77,8 @@ __all__ = [
     "EvalError",
     "LlavaSTError",
     "MediaError",
+    "ModelNotFoundError",
     "ProtocolError",
     "SynthError",
+    "UnknownModelError",
 ]

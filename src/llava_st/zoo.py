@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from .config import CoordConfig, LlavaSTConfig, PackerConfig, TextConfig, VisionConfig
+from .errors import ModelNotFoundError, UnknownModelError
 
 
 def release_7b() -> LlavaSTConfig:
@@ -66,7 +67,7 @@ def get_config(name: str) -> LlavaSTConfig:
     try:
         return REGISTRY[name]()
     except KeyError:
-        raise KeyError(f"unknown model name {name!r}; known names: {sorted(REGISTRY)}") from None
+        raise UnknownModelError(f"unknown model name {name!r}; known names: {sorted(REGISTRY)}") from None
 
 
 #: Named models with weights: name -> folder (in the release layout). Models we
@@ -87,11 +88,11 @@ def model_path(name_or_path: str | os.PathLike) -> Path:
     if key in WEIGHTS:
         folder = WEIGHTS[key]()
         if not folder.is_dir():
-            raise FileNotFoundError(f"model {key!r} should be at {folder}, which does not exist")
+            raise ModelNotFoundError(f"model {key!r} should be at {folder}, which does not exist")
         return folder
     known = ", ".join(sorted(WEIGHTS)) or "none yet"
     hint = " (that name is a configuration without weights)" if key in REGISTRY else ""
-    raise FileNotFoundError(
+    raise ModelNotFoundError(
         f"no model folder {str(name_or_path)!r}{hint}; give a local folder in the release layout "
         f"(config.json, weights, tokenizer) or a registered model name ({known})"
     )

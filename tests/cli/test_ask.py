@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import write_test_video
+from conftest import make_tiny_model_dir, write_test_video
 from llava_st.cli import main
 
 
@@ -49,6 +49,31 @@ def test_json_output_follows_the_schema(tiny_model_dir, files, capsys) -> None:
     assert len(json.loads(out)["media"]["frame_ids"]) == 7
 
 
+def test_frames_default_to_the_model_s_own_count(files, tmp_path_factory, capsys) -> None:
+    model = make_tiny_model_dir(tmp_path_factory.mktemp("ten-frames"), num_frames=10)
+    code, out, err = _ask(capsys, "--model", str(model), "--video", str(files["video"]), "--max-new-tokens", "1",
+                          "--json", "What?")
+    assert code == 0, err
+    assert len(json.loads(out)["media"]["frame_ids"]) == 10 and "reading 10 frames of" in err
+    code, out, err = _ask(capsys, "--model", str(model), "--video", str(files["video"]), "--frames", "7",
+                          "--max-new-tokens", "1", "--json", "--quiet", "What?")
+    assert code == 0, err
+    assert len(json.loads(out)["media"]["frame_ids"]) == 7
+    with pytest.raises(SystemExit) as exc:
+        main(["ask", "--model", str(model), "--video", str(files["video"]), "--frames", "0", "What?"])
+    assert exc.value.code == 2
+
+
+def test_a_ppm_image(tiny_model_dir, files, capsys) -> None:
+    ppm = files["dir"] / "photo.ppm"
+    Image.fromarray(np.full((20, 30, 3), 60, dtype=np.uint8)).save(ppm)
+    code, out, err = _ask(capsys, "--model", str(tiny_model_dir), "--image", str(ppm), "--max-new-tokens", "1",
+                          "--json", "--quiet", "What?")
+    assert code == 0, err
+    assert json.loads(out)["media"] | {"frame_ids": None} == {"kind": "image", "source": str(ppm), "width": 30,
+                                                              "height": 20, "frame_ids": None, "timestamps": [0.0]}
+
+
 def test_text_output_and_picture(tiny_model_dir, files, capsys) -> None:
     out_png = files["dir"] / "answer.png"
     code, out, err = _ask(capsys, "--model", str(tiny_model_dir), "--image", str(files["image"]), "--task", "rec",
@@ -67,6 +92,7 @@ def test_text_output_and_picture(tiny_model_dir, files, capsys) -> None:
         (["--video", "{video}", "--start", "1", "q"], "give both --start and --end"),
         (["--video", "{video}", "--start", "1", "--end", "99", "q"], "outside"),
         (["--image", "{bad}", "q"], "bad.png"),
+        (["--image", "{image}", "--task", "rec", "--temperature", "0", "--sample", "q"], "temperature"),
     ],
 )
 def test_bad_input_exits_2_with_a_message(tiny_model_dir, files, capsys, args, message) -> None:

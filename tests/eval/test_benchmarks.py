@@ -6,6 +6,7 @@ import pytest
 
 from llava_st.eval.benchmarks import BENCHMARKS, default_paths, get_benchmark, infer_split
 from llava_st.eval.scoring import score
+from llava_st.protocol.tokens import RELEASE_BINS
 
 
 def test_released_layout(tmp_path):
@@ -17,12 +18,12 @@ def test_released_layout(tmp_path):
     assert infer_split("refcocog", "x/refcocog_test.json") == "test"
     assert infer_split("refcoco", "x/refcoco+_val.json") is None
     with pytest.raises(ValueError, match="unknown benchmark"):
-        get_benchmark("vidstg")
+        get_benchmark("vidstg", bins=RELEASE_BINS)
 
 
 def test_every_benchmark_builds():
     for name in BENCHMARKS:
-        bench = get_benchmark(name)
+        bench = get_benchmark(name, bins=RELEASE_BINS)
         assert bench.name == name and bench.task in ("rec", "tvg", "stvg", "svg", "elc")
 
 
@@ -38,11 +39,11 @@ def test_synth_files_read_and_score_like_the_released_format(tmp_path, files):
     files.write_json(root / "eval/st_align_elc.json", [item])
     data, media = default_paths("synth-elc", root)
     assert (data, media) == (root / "eval/st_align_elc.json", root)
-    bench = get_benchmark("synth-elc")
+    bench = get_benchmark("synth-elc", bins=RELEASE_BINS)
     samples = bench.load(data)
     rec = bench.score_sample(samples[0], "Ends in <TEMP-050>, the red circle moves. <TEMP-005>:[<WIDTH-005><HEIGHT-010><WIDTH-015><HEIGHT-030>]", "canonical", 100)
     assert rec["reference"] == "the red circle moves right." and rec["scores"]["siou"] == pytest.approx(1.0)
     assert default_paths("synth-tvg", root)[1] == root / "videos"
     tvg = files.write_json(tmp_path / "tvg.json", [{"image_id": "000001.mp4", "caption": "A square appears.", "timestamp": [0.2, 0.4]}])
-    rep = score(get_benchmark("synth-tvg"), get_benchmark("synth-tvg").load(tvg), {0: "{0.2, 0.4}"}, "canonical")
+    rep = score(get_benchmark("synth-tvg", bins=RELEASE_BINS), get_benchmark("synth-tvg", bins=RELEASE_BINS).load(tvg), {0: "{0.2, 0.4}"}, "canonical")
     assert rep["bench"] == "synth-tvg" and rep["published"] == [] and rep["metrics"]["mIoU"] == pytest.approx(100.0)

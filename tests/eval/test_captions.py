@@ -6,6 +6,7 @@ import pytest
 
 from llava_st.eval.scoring import score
 from llava_st.eval.st_align import STAlign
+from llava_st.protocol.tokens import RELEASE_BINS
 
 pytest.importorskip("pycocoevalcap")
 
@@ -51,7 +52,7 @@ def test_elc_captions_both_modes_match_the_toolkit(tmp_path, files):
     # the last answer has no '.', so the release keeps what follows its last comma; ours too here,
     # with the frame box cut off: both read "two people sit" after tokenisation
     answers = {i: ans + (PAIR if i < 3 else "two people sit " + PAIR) for i, (_, ans) in enumerate(CAPTIONS)}
-    bench = STAlign("elc")
+    bench = STAlign("elc", bins=RELEASE_BINS)
     samples = bench.load(files.write_json(tmp_path / "elc.json", items))
     pub = score(bench, samples, answers, "published")
     can = score(bench, samples, answers, "canonical")

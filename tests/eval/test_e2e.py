@@ -38,7 +38,7 @@ def synth_set(tmp_path_factory) -> Path:
 def _cmd(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
     return [
         sys.executable, "-m", "llava_st", "eval", "--model", str(model), "--bench", "synth-stvg",
-        "--data-root", str(data), "--out", str(out), "--num-frames", "12", "--limit", str(LIMIT),
+        "--data-root", str(data), "--out", str(out), "--limit", str(LIMIT),
         "--batch-size", "1", "--no-progress", "--predictor-arg", "max_new_tokens=24", *extra,
     ]  # fmt: skip
 
@@ -63,6 +63,9 @@ def reference(tiny_model_dir, synth_set, tmp_path_factory) -> dict:
     records = read_records(shard_path(out, 0, 1))
     assert sorted(r["id"] for r in records) == list(range(LIMIT))
     assert all(isinstance(r.get("answer", r.get("raw")), str) for r in records)
+    # no --num-frames: videos are sampled at the tiny model's own 12 frames, not the release's 100
+    assert json.loads((out / MANIFEST).read_text())["num_frames"] == 12
+    assert {r["media"]["num_frames"] for r in records} == {12}
     return _report(out)
 
 
@@ -111,4 +114,4 @@ def test_bad_inputs_fail_before_the_model_loads(synth_set, tmp_path) -> None:
         if "--out" not in args:
             cmd += ["--out", str(tmp_path / "run")]
         proc = subprocess.run(cmd, env=_env(), cwd=REPO, capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 1 and message in proc.stderr, proc.stderr
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr  # bad input

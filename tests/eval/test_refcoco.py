@@ -1,16 +1,15 @@
-"""RefCOCO-family reader, prompts and REC scoring in both modes, against hand computations."""
+"""RefCOCO-family ground truth, prompts and REC scoring in both modes, against hand computations."""
 
 from __future__ import annotations
 
-import json
 import random
 
 import pytest
 
-from llava_st.protocol.coords import release_rewrite
-from llava_st.eval.base import AnnotationError
-from llava_st.eval.refcoco import PROMPTS, RefCOCO, read_refcoco
+from llava_st.protocol.bins import release_rewrite
+from llava_st.eval.refcoco import PROMPTS, RefCOCO, gt_box
 from llava_st.eval.scoring import score
+from llava_st.protocol.tokens import RELEASE_BINS
 
 
 @pytest.fixture
@@ -36,18 +35,18 @@ ANSWERS = {
 }
 
 
-def test_reader(rec_file):
-    samples = read_refcoco(rec_file)
+def test_ground_truth_per_mode(rec_file):
+    """The file is read by llava_st.data.formats.refcoco (tests/data/formats); here: how each mode normalises it."""
+    samples = RefCOCO("refcoco", bins=RELEASE_BINS).load(rec_file)
     assert len(samples) == 5
     s = samples[4]
-    assert (s.width, s.height, s.bbox, s.caption, s.file_name) == (300, 300, (10, 10, 280, 285), "the sky", "COCO_4.jpg")
     # published truth: each value rounded to 3 decimals then clipped
-    assert s.gt_box("published") == [0.033, 0.033, 0.967, 0.983]
-    assert s.gt_box("canonical") == pytest.approx([10 / 300, 10 / 300, 290 / 300, 295 / 300])
+    assert gt_box(s, "published") == [0.033, 0.033, 0.967, 0.983]
+    assert gt_box(s, "canonical") == pytest.approx([10 / 300, 10 / 300, 290 / 300, 295 / 300])
 
 
 def test_published_scores_drop_unreadable(rec_file):
-    bench = RefCOCO("refcoco")
+    bench = RefCOCO("refcoco", bins=RELEASE_BINS)
     rep = score(bench, bench.load(rec_file), ANSWERS, "published")
     # sample 4: gt [0.033, 0.033, 0.967, 0.983] vs pred [0.033, 0.033, 0.967, 0.984]
     inter = (0.967 - 0.033) * (0.983 - 0.033)
@@ -61,7 +60,7 @@ def test_published_scores_drop_unreadable(rec_file):
 
 
 def test_canonical_scores_count_everything(rec_file):
-    bench = RefCOCO("refcoco")
+    bench = RefCOCO("refcoco", bins=RELEASE_BINS)
     rep = score(bench, bench.load(rec_file), ANSWERS, "canonical")
     g = [10 / 300, 10 / 300, 290 / 300, 295 / 300]
     p = [0.033, 0.033, 0.967, 0.984]
@@ -74,7 +73,7 @@ def test_canonical_scores_count_everything(rec_file):
 
 
 def test_release_variants_dropped_in_published_read_in_canonical(rec_file):
-    bench = RefCOCO("refcoco")
+    bench = RefCOCO("refcoco", bins=RELEASE_BINS)
     samples = bench.load(rec_file)[:1]
     answers = {0: "[<WIDTH-000>,<HEIGHT-000>,<WIDTH-050>,<HEIGHT-050>]"}  # commas between tokens
     pub = score(bench, samples, answers, "published")
@@ -87,11 +86,11 @@ def test_release_variants_dropped_in_published_read_in_canonical(rec_file):
 
 
 def test_both_answer_forms_score_identically(rec_file):
-    bench = RefCOCO("refcoco")
+    bench = RefCOCO("refcoco", bins=RELEASE_BINS)
     samples = bench.load(rec_file)
     tokens = {i: f"at [<WIDTH-0{10 + i}><HEIGHT-020><WIDTH-060><HEIGHT-0{50 + i}>]" for i in range(5)}
     tokens[2] = "[<WIDTH-010><HEIGHT-020><WIDTH-060> ]"  # unreadable in both modes
-    decimals = {i: release_rewrite(t) for i, t in tokens.items()}
+    decimals = {i: release_rewrite(t, RELEASE_BINS) for i, t in tokens.items()}
     for mode in ("published", "canonical"):
         a, b = score(bench, samples, tokens, mode), score(bench, samples, decimals, mode)
         assert a["metrics"] == b["metrics"]
@@ -99,32 +98,10 @@ def test_both_answer_forms_score_identically(rec_file):
 
 
 def test_prompt(rec_file):
-    bench = RefCOCO("refcoco")
+    bench = RefCOCO("refcoco", bins=RELEASE_BINS)
     samples = bench.load(rec_file)
     req = bench.request(samples[0], "canonical", random.Random(0), "/data/refcoco/sources", 100)
     assert req.prompt.startswith("<image>\n") and "the left dog" in req.prompt
     assert req.prompt[len("<image>\n") :] in [p.format(x="the left dog") for p in PROMPTS]
     assert req.media.kind == "image" and req.media.path == "/data/refcoco/sources/COCO_0.jpg"
     assert bench.request(samples[3], "canonical", random.Random(0), "/x", 100).prompt == "<image>\nWhere is the cat?"
-
-
-@pytest.mark.parametrize(
-    "mutate,field",
-    [
-        (lambda d: d["annotations"].pop(), "images/annotations"),
-        (lambda d: d["annotations"][1].update(id=999), "annotations[i].id"),
-        (lambda d: d["annotations"][1].update(bbox=[1, 2, 3]), "annotations[i].bbox"),
-        (lambda d: d["annotations"][1].update(bbox=[1, 2, -3, 4]), "annotations[i].bbox"),
-        (lambda d: d["images"][1].pop("caption"), "images[i].caption"),
-        (lambda d: d["images"][1].update(width=0), "images[i].width"),
-    ],
-)
-def test_reader_errors_name_file_sample_field(rec_file, mutate, field):
-    data = json.loads(rec_file.read_text())
-    mutate(data)
-    rec_file.write_text(json.dumps(data))
-    with pytest.raises(AnnotationError) as err:
-        read_refcoco(rec_file)
-    assert str(rec_file) in str(err.value) and field in str(err.value)
-    if field != "images/annotations":
-        assert err.value.index == 1 and "sample 1" in str(err.value)

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,10 @@ import pytest
 from conftest import kill_after_records
 from llava_st.cli import main as cli_main
 from llava_st.cli.eval import load_factory
-from llava_st.eval.runner import EvalConfig, run_eval
+from llava_st.eval.runner import RELEASE_NUM_FRAMES, EvalConfig, resolve_num_frames, run_eval
 from llava_st.eval.shards import DistEnv, dist_env, shard
-from llava_st.eval.store import read_records, shard_path
+from llava_st.eval.store import MANIFEST, StoreError, read_records, shard_path
+from llava_st.protocol.tokens import RELEASE_BINS
 
 HERE = Path(__file__).resolve().parent
 FAKE = HERE / "fake_predictor.py"
@@ -37,7 +39,7 @@ def stvg_file(tmp_path, files):
 
 
 def config(stvg_file, out, **kw) -> EvalConfig:
-    base = dict(bench="stvg", data=stvg_file, media_root=stvg_file.parent / "sources", out_dir=out, batch_size=3, progress=False)
+    base = dict(bench="stvg", data=stvg_file, media_root=stvg_file.parent / "sources", out_dir=out, bins=RELEASE_BINS, batch_size=3, progress=False)
     base.update(kw)
     return EvalConfig(**base)
 
@@ -128,7 +130,7 @@ def test_published_run_scores_like_the_score_command(stvg_file, tmp_path):
     from llava_st.eval.benchmarks import get_benchmark
     from llava_st.eval.scoring import score
 
-    bench = get_benchmark("stvg")
+    bench = get_benchmark("stvg", bins=RELEASE_BINS)
     again = score(bench, bench.load(stvg_file), answers, "published", limit=6, data=stvg_file, predictions="predictions.jsonl")
     assert again == rep
     with pytest.raises(ValueError, match="100 frames"):
@@ -236,7 +238,7 @@ def test_two_process_sharded_run_equals_one_process(reference, stvg_file, tmp_pa
     assert "# stvg: canonical" in results[0][0] and results[1][0] == ""
 
 
-def test_runner_announces_the_next_batch_before_asking_the_current(stvg_file, tmp_path):
+def test_runner_announces_each_batch_before_asking_the_one_ahead_of_it(stvg_file, tmp_path):
     inner = fake()
     calls: list[tuple[str, list[int]]] = []
 
@@ -250,10 +252,120 @@ def test_runner_announces_the_next_batch_before_asking_the_current(stvg_file, tm
 
     run_eval(Prefetching(), config(stvg_file, tmp_path / "run", batch_size=5), DistEnv())
     ids = list(range(N))
-    batches = [ids[i : i + 5] for i in range(0, N, 5)]
-    expected = []
-    for k, batch in enumerate(batches):
-        if k + 1 < len(batches):
-            expected.append(("prefetch", batches[k + 1]))
-        expected.append(("ask", batch))
-    assert calls == expected
+    b = [ids[i : i + 5] for i in range(0, N, 5)]
+    # the first batch loads on the pool too, and each later one while the model answers the one before
+    assert calls == [("prefetch", b[0]), ("prefetch", b[1]), ("ask", b[0]), ("prefetch", b[2]), ("ask", b[1]),
+                     ("prefetch", b[3]), ("ask", b[2]), ("ask", b[3])]
+
+
+# ----------------------------------------------------------------- frames per video
+
+
+class WithFrames:
+    """The fake predictor, sampling ``num_frames`` frames per video by default."""
+
+    def __init__(self, num_frames):
+        self.num_frames = num_frames
+        self.inner = fake()
+        self.frames: list[int] = []
+
+    def ask_batch(self, requests):
+        self.frames.extend(r.media.num_frames for r in requests)
+        return self.inner.ask_batch(requests)
+
+
+def test_frames_default_to_the_predictor_s_own(stvg_file, tmp_path):
+    p = WithFrames(12)
+    run_eval(p, config(stvg_file, tmp_path / "own", limit=4), DistEnv())
+    assert p.frames == [12] * 4
+    assert json.loads((tmp_path / "own" / MANIFEST).read_text())["num_frames"] == 12
+    p = WithFrames(12)
+    run_eval(p, config(stvg_file, tmp_path / "given", limit=4, num_frames=20), DistEnv())
+    assert p.frames == [20] * 4  # given explicitly: that count
+    p = WithFrames(12)
+    run_eval(p, config(stvg_file, tmp_path / "pub", limit=4, mode="published"), DistEnv())
+    assert p.frames == [RELEASE_NUM_FRAMES] * 4  # the release's, whatever the model
+    plain = fake()
+    run_eval(plain, config(stvg_file, tmp_path / "plain", limit=2), DistEnv())
+    assert json.loads((tmp_path / "plain" / MANIFEST).read_text())["num_frames"] == RELEASE_NUM_FRAMES
+    # a resume with a model of another frame count is refused
+    with pytest.raises(StoreError, match="num_frames=12"):
+        run_eval(WithFrames(10), config(stvg_file, tmp_path / "own", resume=True), DistEnv())
+
+
+def test_resolve_num_frames():
+    cfg = EvalConfig(bench="stvg", data=Path("d"), media_root=Path("m"), out_dir=Path("o"), bins=RELEASE_BINS)
+    assert cfg.num_frames is None
+    assert resolve_num_frames(cfg, WithFrames(16)).num_frames == 16
+    assert resolve_num_frames(cfg, object()).num_frames == RELEASE_NUM_FRAMES == 100
+    assert resolve_num_frames(replace(cfg, num_frames=7), WithFrames(16)).num_frames == 7
+    assert resolve_num_frames(replace(cfg, mode="published"), WithFrames(16)).num_frames == 100
+
+
+def test_cli_samples_at_the_model_s_frame_count(stvg_file, tmp_path, monkeypatch):
+    from llava_st.zoo import debug
+
+    model = tmp_path / "model"
+    model.mkdir()
+    debug(num_frames=10).to_json_file(model / "config.json")  # the CLI reads only the config before loading
+    made = []
+
+    def load(model, **options):
+        made.append(model)
+        return fake()  # has no num_frames: the 10 must come from the config
+
+    monkeypatch.setattr("llava_st.eval.predictor.load", load)
+    out = tmp_path / "run"
+    args = ["eval", "--model", str(model), "--bench", "stvg", "--data", str(stvg_file), "--media-root",
+            str(stvg_file.parent), "--out", str(out), "--limit", "3", "--no-progress"]
+    assert cli_main(args) == 0
+    assert made == [str(model)]
+    assert json.loads((out / MANIFEST).read_text())["num_frames"] == 10
+    assert {r["media"]["num_frames"] for r in read_records(out / "predictions.jsonl")} == {10}
+
+
+# ----------------------------------------------------------------- failures
+
+
+def test_media_that_do_not_load_stop_the_run_after_recording_the_rest(stvg_file, tmp_path):
+    from llava_st.infer.pipeline import BatchError
+    from llava_st.media import MediaNotFoundError
+
+    inner = fake()
+
+    class OneBad:
+        def ask_batch(self, requests):
+            answers = inner.ask_batch(requests)
+            bad = [i for i, r in enumerate(requests) if r.sample_id == 4]
+            if bad:
+                failures = {i: MediaNotFoundError("media file not found: v4.mp4") for i in bad}
+                raise BatchError(failures, [None if i in bad else a for i, a in enumerate(answers)], {bad[0]: "sample 4"})
+            return answers
+
+    out = tmp_path / "run"
+    with pytest.raises(BatchError, match="sample 4"):
+        run_eval(OneBad(), config(stvg_file, out), DistEnv())  # batches of 3: [0, 1, 2], [3, 4, 5] ...
+    assert sorted(r["id"] for r in read_records(shard_path(out, 0, 1))) == [0, 1, 2, 3, 5]
+    p = fake()
+    run_eval(p, config(stvg_file, out, resume=True), DistEnv())
+    assert sorted(p.asked) == [4] + list(range(6, N))
+
+
+def test_command_line_errors_exit_2_with_the_message(stvg_file, tmp_path, capsys):
+    def run(*extra):
+        code = cli_main(["eval", "--bench", "stvg", "--out", str(tmp_path / "o"), "--no-progress", *extra])
+        return code, capsys.readouterr().err
+
+    code, err = run("--predictor", f"{FAKE}:make")
+    assert code == 2 and err.startswith("llava-st eval: give --data-root")
+    code, err = run("--data", str(stvg_file), "--media-root", str(tmp_path))
+    assert code == 2 and "give --model" in err
+    code, err = run("--data", str(tmp_path / "none.json"), "--media-root", str(tmp_path), "--predictor", f"{FAKE}:make")
+    assert code == 2 and "none.json" in err
+    code, err = run("--data", str(stvg_file), "--media-root", str(tmp_path), "--predictor", "no_such_module_xyz:make")
+    assert code == 2 and "cannot import no_such_module_xyz" in err
+    code, err = run("--data", str(stvg_file), "--media-root", str(tmp_path), "--predictor", f"{FAKE}:make",
+                    "--predictor-arg", "novalue")
+    assert code == 2 and "KEY=VALUE" in err
+    code, err = run("--data", str(stvg_file), "--media-root", str(tmp_path), "--model", str(tmp_path / "no-model"))
+    assert code == 2 and "no-model" in err

@@ -7,9 +7,10 @@ import json
 import pytest
 
 from llava_st.cli import main
-from llava_st.protocol.coords import release_rewrite
+from llava_st.protocol.bins import release_rewrite
 from llava_st.eval.base import PredictionError
 from llava_st.eval.scoring import read_predictions
+from llava_st.protocol.tokens import RELEASE_BINS
 
 TOKENS = {
     0: "{<TEMP-020><TEMP-070>}",
@@ -34,7 +35,7 @@ def run_score(tmp_path, data, preds, name, *extra):
 @pytest.mark.parametrize("flag", [[], ["--published-compat"]])
 def test_both_forms_give_the_same_report(tmp_path, files, tvg_file, flag, capsys):
     tok = files.write_predictions(tmp_path / "tok.jsonl", TOKENS)
-    dec = files.write_predictions(tmp_path / "dec.jsonl", {i: release_rewrite(t) for i, t in TOKENS.items()})
+    dec = files.write_predictions(tmp_path / "dec.jsonl", {i: release_rewrite(t, RELEASE_BINS) for i, t in TOKENS.items()})
     rc1, out1 = run_score(tmp_path, tvg_file, tok, "a", *flag)
     rc2, out2 = run_score(tmp_path, tvg_file, dec, "b", *flag)
     assert rc1 == rc2 == 0

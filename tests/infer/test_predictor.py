@@ -1,4 +1,8 @@
-"""The inference API end to end on a tiny random model, and the answer plumbing on known outputs."""
+"""The predictor end to end on a tiny random model (12 frames per video), and its answers on known outputs.
+
+Answer JSON and text: tests/infer/test_answer.py; the batch loop:
+tests/infer/test_pipeline.py; media dispatch: tests/media/test_load.py.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,11 @@ import torch
 from PIL import Image
 
 from conftest import write_test_video
+from llava_st.errors import ProtocolError
+from llava_st.infer import Answer, BatchError, LlavaST, Request
+from llava_st.media import MediaError, MediaKindError, MediaNotFoundError
 from llava_st.protocol import answers as A
 from llava_st.protocol.timebase import OutOfRangeError
-from llava_st.infer import Answer, LlavaST, Request, load_media, read_answer
-from llava_st.media import MediaError, MediaNotFoundError
 from llava_st.model.generate import GenerationOutput
 
 
@@ -28,9 +33,11 @@ def media(tmp_path_factory) -> dict[str, Path]:
     video = write_test_video(folder / "clip.mp4", num_frames=30, fps=10, size=(64, 48))
     image = folder / "photo.png"
     Image.fromarray(np.full((40, 80, 3), 120, dtype=np.uint8)).save(image)
+    ppm = folder / "photo.ppm"
+    Image.fromarray(np.full((30, 50, 3), 200, dtype=np.uint8)).save(ppm)
     bad = folder / "broken.mp4"
     bad.write_bytes(b"this is not a video")
-    return {"video": video, "image": image, "bad": bad}
+    return {"video": video, "image": image, "ppm": ppm, "bad": bad}
 
 
 def _fake_generation(st: LlavaST, monkeypatch, texts: list[str]):
@@ -148,21 +155,28 @@ def test_bad_input_is_named(st: LlavaST, media, tmp_path) -> None:
         st.ask(tmp_path / "nope.mp4", "What?")
     with pytest.raises(MediaError, match="broken.mp4"):
         st.ask(media["bad"], "What?")
-    with pytest.raises(ValueError, match="question is empty"):
+    with pytest.raises(ProtocolError, match="question is empty"):
         st.ask(media["video"], "   ")
+    with pytest.raises(ProtocolError, match="unknown task"):
+        st.ask(media["video"], "What?", task="vqa")
     with pytest.raises(OutOfRangeError, match="outside the frame"):
         st.caption_event(media["video"], 1.0, [10, 10, 70, 20])
     with pytest.raises(OutOfRangeError, match="ends before it starts"):
         st.describe_region(media["image"], [30, 10, 20, 20])
     with pytest.raises(OutOfRangeError, match="outside the sampled clip"):
         st.boxes_in_span(media["video"], "x", 1.0, 9.0)
-    with pytest.raises(ValueError, match="start before it ends"):
+    with pytest.raises(ProtocolError, match="start before it ends"):
         st.describe_span(media["video"], 2.0, 1.0)
-    with pytest.raises(ValueError, match="needs a video"):
+    with pytest.raises(ProtocolError, match="units must be"):
+        st.describe_span(media["video"], 0.1, 0.5, units="frames")
+    frames = np.zeros((8, 32, 32, 3), np.uint8)
+    with pytest.raises(ProtocolError, match="no timestamps"):
+        st.describe_span(frames, 0.1, 0.5)  # an array without a frame rate has no seconds
+    with pytest.raises(MediaKindError, match="track needs a video"):
         st.track(media["image"], "x")
-    with pytest.raises(ValueError, match="needs an image"):
+    with pytest.raises(MediaKindError, match="refer needs an image"):
         st.refer(media["video"], "x")
-    with pytest.raises(ValueError, match="the query is empty"):
+    with pytest.raises(ProtocolError, match="the query is empty"):
         st.ground_time(media["video"], "")
     with pytest.raises(TypeError, match="unknown generation arguments"):
         st.ask(media["image"], "What?", beams=3)
@@ -170,54 +184,30 @@ def test_bad_input_is_named(st: LlavaST, media, tmp_path) -> None:
         LlavaST.from_pretrained(tmp_path / "no-such-model")
 
 
-def test_frame_arrays_and_folders(st: LlavaST, tmp_path) -> None:
-    frames = np.arange(20, dtype=np.uint8)[:, None, None, None] * np.ones((1, 32, 32, 3), dtype=np.uint8)
-    m = load_media(frames, 12, fps=5)
-    assert m.kind == "video" and m.frames.shape[0] == 12 and m.timeline.timestamps[-1] == pytest.approx(19 / 5)
-    assert [int(f[0, 0, 0]) for f in m.frames] == [round(i / 11 * 19) for i in range(12)]
-    part = load_media(frames, 3, frame_range=(10, 14), fps=5)
-    assert part.timeline.frame_ids == (10, 12, 14) and part.timeline.timestamps == pytest.approx((2.0, 2.4, 2.8))
-    assert load_media(frames, 2, time_range=(1.0, 2.0), fps=5).timeline.frame_ids == (5, 10)
-    with pytest.raises(MediaError, match=r"frame_range \[10, 25\] is outside the array of frames"):
-        load_media(frames, 3, frame_range=(10, 25))
-    with pytest.raises(ValueError, match="needs their frame rate"):
-        load_media(frames, 3, time_range=(0.0, 1.0))
-    with pytest.raises(ValueError, match="kind='image'"):
-        load_media(frames, 3, kind="image")
-    with pytest.raises(ValueError, match="videos only"):
-        load_media(frames[0], 3, frame_range=(0, 1))
-    with pytest.raises(ValueError, match="fps"):
-        folder = tmp_path / "frames"
-        folder.mkdir()
-        Image.fromarray(frames[0]).save(folder / "0001.png")
-        load_media(folder, 12)
+def test_a_ppm_image_is_asked_about_as_an_image(st: LlavaST, media) -> None:
+    a = st.ask(media["ppm"], "What is this?", max_new_tokens=2)
+    assert a.media.kind == "image" and a.media.frames.shape == (1, 30, 50, 3)
+    assert st.refer(media["ppm"], "the grey", max_new_tokens=2).task == "rec"
 
 
-def test_read_answer_of_a_free_question_collects_everything(st: LlavaST, media) -> None:
-    m = st.load(media["image"])
-    ans = read_answer("a cup [0.1, 0.2, 0.5, 0.6] and {0.2, 0.4}", "q", None, m, 100)
-    assert ans.result is None and ans.ok
-    assert ans.boxes[0].pixels == pytest.approx((8.0, 8.0, 40.0, 24.0))
-    assert ans.spans[0].start == 0.2
+def test_videos_are_sampled_at_the_model_s_own_frame_count(st: LlavaST, media) -> None:
+    assert st.num_frames == st.config.num_frames == 12  # the tiny model's, not the release's 100
+    assert st.prepare(Request(media["video"], "What?")).media.frames.shape[0] == 12
+    assert st.prepare(Request(media["video"], "What?", num_frames=7)).media.frames.shape[0] == 7
 
 
-def test_answer_pictures_and_files(st: LlavaST, media, monkeypatch, tmp_path) -> None:
-    import json
-
-    _fake_generation(st, monkeypatch, ["{<TEMP-010><TEMP-090>} <TEMP-040>:[<WIDTH-010><HEIGHT-020><WIDTH-050><HEIGHT-060>], "
-                                       "<TEMP-060>:[<WIDTH-020><HEIGHT-020><WIDTH-060><HEIGHT-060>]"])
-    ans = st.track(media["video"], "the square")
-    fig = ans.plot()
-    assert fig.axes
-    assert json.loads(ans.save(tmp_path / "a.json").read_text())["task"] == "stvg"
-    png = ans.save(tmp_path / "a.png")
-    assert Image.open(png).size[0] > 100
-    mp4 = ans.save(tmp_path / "a.mp4")
-    from llava_st.media import probe_video
-
-    assert probe_video(mp4).num_frames == probe_video(media["video"]).num_frames
-    with pytest.raises(ValueError, match="needs a question about a video file"):
-        st.refer(media["image"], "x").save(tmp_path / "b.mp4")
+def test_one_bad_file_in_a_batch_is_named_and_the_rest_answered(st: LlavaST, media, tmp_path) -> None:
+    reqs = [Request(media["video"], "What?"), Request(tmp_path / "gone.mp4", "What?"), Request(media["image"], "What?"),
+            Request(media["bad"], "What?")]
+    with pytest.raises(BatchError) as info:
+        st.ask_batch(reqs, batch_size=2, num_workers=2, max_new_tokens=3)
+    err = info.value
+    assert sorted(err.failures) == [1, 3]
+    assert isinstance(err.failures[1], MediaNotFoundError) and isinstance(err.failures[3], MediaError)
+    assert f"request 1 ({tmp_path / 'gone.mp4'})" in str(err) and "broken.mp4" in str(err)
+    answered = [a for a in err.results if a is not None]
+    assert [a.media.kind for a in answered] == ["video", "image"] and err.results[1] is None
+    assert st.last_stats.failed == 2 and st.last_stats.generated_tokens == sum(a.num_tokens for a in answered)
 
 
 def test_repeated_frames_of_a_short_split_are_preprocessed_once_with_the_same_pixels(st: LlavaST, media) -> None:

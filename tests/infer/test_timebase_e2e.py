@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from llava_st.protocol import answers as A
 from llava_st.protocol.timebase import OutOfRangeError
-from llava_st.protocol.coords import bin_to_value, value_to_bin
+from llava_st.protocol.bins import bin_to_value, value_to_bin
+from llava_st.protocol.tokens import RELEASE_BINS
 from llava_st.infer import load_media, read_answer
 from llava_st.processor import LlavaSTProcessor
 
@@ -63,10 +63,10 @@ def test_seconds_to_normalised_to_bins_to_frames_and_back(media) -> None:
     for k, seconds in enumerate(tl.timestamps):
         t = tl.to_normalised(seconds)
         assert t == pytest.approx(k / 11, abs=1e-12)
-        b = value_to_bin(t, 100)
-        frame = tl.frame_index(b, 100)
+        b = value_to_bin("TEMP", t, RELEASE_BINS)
+        frame = tl.frame_index(b, RELEASE_BINS)
         assert frame == k and _index(media.frames[frame]) == tl.frame_ids[k]
-        assert tl.to_seconds(bin_to_value(b, 100)) == pytest.approx(seconds, abs=0.5 / float(RATE) * (N - 1) / 11)
+        assert tl.to_seconds(bin_to_value("TEMP", b, RELEASE_BINS)) == pytest.approx(seconds, abs=0.5 / float(RATE) * (N - 1) / 11)
     # a time between two sampled frames interpolates linearly between them
     mid = (tl.timestamps[3] + tl.timestamps[4]) / 2
     assert tl.to_normalised(mid) == pytest.approx(3.5 / 11)
@@ -90,7 +90,7 @@ def test_generated_bins_read_back_in_seconds_and_frames(media, tiny_model_dir) -
     v = proc.config.text.vocab_size
     generated = torch.tensor([[v + 18, v + 81]])  # two time bins
     text = "{" + proc.decode(generated[0]) + "} " + proc.decode(torch.tensor([v + 45])) + ":[<WIDTH-010><HEIGHT-020><WIDTH-050><HEIGHT-060>]"
-    ans = read_answer(text, "q", "stvg", media, 100)
+    ans = read_answer(text, "q", "stvg", media, RELEASE_BINS)
     span = ans.result.span
     assert (span.start, span.end) == (18 / 99, 81 / 99)
     pos = np.arange(12)

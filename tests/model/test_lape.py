@@ -7,6 +7,7 @@ import math
 import torch
 
 from llava_st.model.lape import CoordinateTables, add_lape, interpolate_rows, ntp_matrix, ntp_reparam, resize_rows
+from llava_st.protocol.tokens import BinCounts
 
 
 def _resize_reference(table: torch.Tensor, size: int) -> torch.Tensor:
@@ -88,7 +89,7 @@ def test_ntp_forward_is_exactly_w_and_gradient_spreads_to_neighbours() -> None:
 
 
 def test_tables_use_ntp_only_when_asked() -> None:
-    tables = CoordinateTables(10, 8, 4)
+    tables = CoordinateTables(BinCounts(10, 8), 4)
     for a, b in zip(tables.inputs(ntp=True), tables.inputs(ntp=False)):
         assert torch.equal(a, b)
     assert [t.shape[0] for t in tables.outputs()] == [10, 8, 8]

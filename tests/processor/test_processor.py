@@ -29,7 +29,7 @@ from llava_st.processor import (
     render_chat,
 )
 from llava_st.processor.processing import PROCESSOR_FILE
-from llava_st.protocol.tokens import PLACEHOLDER_TO_KEY, PLACEHOLDERS, VARIABLE_KEYS, bin_token, variables_from_values
+from llava_st.protocol.tokens import PLACEHOLDER_TO_KEY, PLACEHOLDERS, VARIABLE_KEYS, BinCounts, bin_token, variables_from_values
 from tests.processor_fixtures import (
     byte_level_base_tokenizer,
     reference_ids,
@@ -397,7 +397,7 @@ def test_bad_processor_file_raises(tmp_path):
 
 def test_build_release_tokenizer_layout():
     base = byte_level_base_tokenizer()
-    tok = build_release_tokenizer(base, 10, 20)
+    tok = build_release_tokenizer(base, BinCounts(10, 20))
     v = len(base) + 14
     assert len(tok) == v + 50
     names = ["<im_start>", "<im_end>", "<im_patch>", "<vid_start>", "<vid_end>", "<vid_patch>", "<slow_vid_start>",
@@ -416,13 +416,13 @@ def test_build_release_tokenizer_layout():
 def test_build_release_tokenizer_rejects_bad_bases():
     tok = tiny_release_tokenizer()
     with pytest.raises(TokenizerMismatchError, match="already holds"):
-        build_release_tokenizer(tok)
+        build_release_tokenizer(tok, BinCounts(10, 20))
     from tokenizers import Tokenizer, models
     from transformers import PreTrainedTokenizerFast
 
     bare = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.BPE(vocab={"a": 0}, merges=[])))
     with pytest.raises(TokenizerMismatchError, match="chat token"):
-        build_release_tokenizer(bare)
+        build_release_tokenizer(bare, BinCounts(10, 20))
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The text-side coordinate protocol (SPEC §3): markup -> placeholders + values, bins -> numbers."""
+"""The text-side coordinate protocol (SPEC §3): markup -> placeholders + values, and values -> markup."""
 
 from __future__ import annotations
 
@@ -9,18 +9,16 @@ import pytest
 from llava_st.protocol.coords import (
     CoordinateError,
     Variables,
-    bin_to_value,
-    bin_values,
     convert_conversation,
     count_placeholders,
     extract_variables,
-    find_bins,
+    format_box,
     format_coordinates,
+    format_span,
+    format_value,
     insert_values,
-    release_rewrite,
     round3,
     to_placeholders,
-    value_to_bin,
 )
 from llava_st.protocol.tokens import VARIABLE_KEYS
 
@@ -287,41 +285,30 @@ def test_insert_values_count_mismatch_raises():
         insert_values("<TEMP-INPUT>", {"temporal_input_locations": [0.1, 0.2]})
 
 
-# ------------------------------------------------------------ model -> text
+# ------------------------------------------------------------ values -> markup
 
 
-def test_bins_map_to_values_and_back():
-    for n in (2, 10, 100):
-        for k in range(n):
-            v = bin_to_value(k, n)
-            assert v == k / (n - 1)
-            assert value_to_bin(v, n) == k
-    with pytest.raises(CoordinateError):
-        bin_to_value(100, 100)
-    with pytest.raises(CoordinateError):
-        value_to_bin(1.2, 100)
+@pytest.mark.parametrize("value", [0.0, 1.0, 0.5, 0.3125, 0.0625, 0.1875, 0.0005, 1 / 3, 0.999, 0.9996, 12 / 99])
+def test_format_value_writes_the_release_rounding(value):
+    assert format_value(value) == str(exact_round3(value))
+    assert float(format_value(value)) == round3(value)
 
 
-def test_find_bins_and_bin_values():
-    text = "{<TEMP-000><TEMP-009>} [<WIDTH-019><HEIGHT-010>,"
-    assert [(a, k) for a, k, _, _ in find_bins(text)] == [("TEMP", 0), ("TEMP", 9), ("WIDTH", 19), ("HEIGHT", 10)]
-    assert bin_values(text, num_temporal_bins=10, num_spatial_bins=20) == [
-        ("TEMP", 0.0),
-        ("TEMP", 1.0),
-        ("WIDTH", 1.0),
-        ("HEIGHT", 10 / 19),
-    ]
-    with pytest.raises(CoordinateError):
-        bin_values("<TEMP-010>", num_temporal_bins=10)
+def test_format_span_and_box_are_the_markup_that_is_read_back():
+    assert format_span(0.2, 0.6) == "{0.2, 0.6}"
+    assert format_box([0.1, 0.2, 0.5, 0.7]) == "[0.1, 0.2, 0.5, 0.7]"
+    assert format_box((0.3125, 0, 1, 0.5)) == "[0.312, 0.0, 1.0, 0.5]"
+    # what the formatter writes, the markup reader reads back to the same rounded values
+    text, v = to_placeholders(f"when {format_span(0.12345, 0.6789)} at {format_box([0.3125, 0.25, 0.5, 0.5])}", "INPUT")
+    assert v.temporal_input_locations == [round3(0.12345), round3(0.6789)]
+    assert v.spatial_width_input_locations == [0.312, 0.5] and v.spatial_height_input_locations == [0.25, 0.5]
 
 
-def test_release_rewrite_writes_five_decimals_and_closes_commas():
-    out = release_rewrite("{<TEMP-012><TEMP-056>} and [<WIDTH-001><HEIGHT-002><WIDTH-003><HEIGHT-099>].")
-    expected = "{" + f"{12 / 99:.5f},{56 / 99:.5f}" + "} and [" + ",".join(f"{k / 99:.5f}" for k in (1, 2, 3, 99)) + "]."
-    assert out == expected
-    assert release_rewrite("{<TEMP-012><TEMP-056>}", integer=True) == "{12,56}"
+def test_one_formatter_behind_prompts_and_synth():
+    from llava_st.protocol import prompts
 
-
-def test_release_rewrite_with_per_axis_bins():
-    out = release_rewrite("<TEMP-003><HEIGHT-010>", num_bins=10, num_spatial_bins=20)
-    assert out == f"{3 / 9:.5f},{10 / 19:.5f},"
+    assert prompts.tr(0.2, 0.6) == f"What happens in the video during {format_span(0.2, 0.6)}?"
+    assert format_box([0.1, 0.2, 0.3, 0.4]) in prompts.reg([0.1, 0.2, 0.3, 0.4])
+    assert f"Starts in {format_value(0.25)}." in prompts.elc(0.25, [0.1, 0.2, 0.3, 0.4])
+    for name in ("fmt_value", "fmt_span", "fmt_box"):
+        assert not hasattr(prompts, name)

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from llava_st.protocol.timebase import OutOfRangeError, Timeline, sample_frame_indices, sampled_position
+from llava_st.protocol.tokens import RELEASE_BINS as R
+from llava_st.protocol.tokens import BinCounts
 
 NTSC = 30000 / 1001  # 29.97... fps
 
@@ -33,10 +35,14 @@ def test_sampler_equals_the_python_formula(a, b, t):
 
 
 def test_sampled_position_names_the_frame_of_a_time_bin():
-    assert sampled_position(50, 100, 20) == round(50 / 99 * 19)
-    assert sampled_position(0, 100, 1) == 0
+    assert sampled_position(50, R, 20) == round(50 / 99 * 19)
+    assert sampled_position(0, R, 1) == 0
     with pytest.raises(OutOfRangeError):
-        sampled_position(100, 100, 20)
+        sampled_position(100, R, 20)
+    # only the time count matters: 10 time bins, T = 4 -> bin 5 is round(5 / 9 * 3) = 2
+    assert sampled_position(5, BinCounts(10, 3), 4) == 2
+    with pytest.raises(OutOfRangeError):
+        sampled_position(10, BinCounts(10, 300), 4)
 
 
 def test_timeline_odd_fps_nonzero_start_seconds_and_back():
@@ -104,7 +110,7 @@ def test_timeline_pixels_both_ways():
 def test_frame_index_of_track_keys():
     tl = Timeline.from_split((0, 999), 50, width=10, height=10)
     # key 50 of 100 bins on 50 frames: round(50 / 99 * 49) = round(24.75) = 25
-    assert tl.frame_index(50, 100) == 25
-    assert tl.frame_index(0, 100) == 0 and tl.frame_index(99, 100) == 49
+    assert tl.frame_index(50, R) == 25
+    assert tl.frame_index(0, R) == 0 and tl.frame_index(99, R) == 49
     with pytest.raises(OutOfRangeError):
-        tl.frame_index(100, 100)
+        tl.frame_index(100, R)

@@ -107,6 +107,35 @@ def test_every_file_passes_its_schema(tiny_dataset, schema):
         assert schema.check_mix(root / f"{stage}.yaml")
 
 
+def test_every_file_reads_through_its_format_reader(tiny_dataset, tmp_path):
+    """The project's readers take every file ST-Synth writes, and their writers give the same files back."""
+    from llava_st.data.formats import (
+        read_charades,
+        read_refcoco,
+        read_release_sft,
+        read_st_align,
+        write_charades,
+        write_refcoco,
+        write_release_sft,
+        write_st_align,
+    )
+
+    root = tiny_dataset
+    formats = {f"{subset}/{task}.json": (read_release_sft, write_release_sft) for subset in ("train", "test") for task in VIDEO_TASKS + IMAGE_TASKS}
+    formats["eval/refcoco_style_rec.json"] = (read_refcoco, write_refcoco)
+    formats["eval/charades_sta_style_tvg.json"] = (read_charades, write_charades)
+    formats.update({f"eval/st_align_{t}.json": (read_st_align, write_st_align) for t in ("stvg", "svg", "elc")})
+    for name, (read, write) in formats.items():
+        samples = read(root / name)
+        assert samples, name
+        again = write(tmp_path / name, samples)
+        assert again.read_bytes() == (root / name).read_bytes(), name
+        if read is read_release_sft:
+            media = {"video": "videos/", "image": "images/"}
+            assert all(s.media.startswith(media[s.media_kind]) for s in samples), name
+            assert all(s.split is not None for s in samples if s.media_kind == "video"), name
+
+
 def test_the_schema_check_rejects_broken_records(tiny_dataset, schema, tmp_path):
     """The checks are not vacuous: a dropped value, a value outside [0, 1] or a frame key outside the span fail."""
     rec = json.loads((tiny_dataset / "train/stvg.json").read_text())[0]

@@ -19,6 +19,7 @@ import pytest
 
 from llava_st.protocol import answers as A
 from llava_st.protocol.timebase import Timeline
+from llava_st.protocol.tokens import RELEASE_BINS
 from llava_st import viz
 from llava_st.viz import GROUND_TRUTH_RGB, PREDICTION_RGB, SPAN_RGB
 
@@ -80,7 +81,7 @@ GT_TEXT = "{<TEMP-030><TEMP-080>} " f"<TEMP-040>: {box_tokens(20, 25, 60, 60)}, 
 
 
 def stvg(text: str = STVG_TEXT, timeline=TL6):
-    result = A.parse_answer(text, "stvg", timeline=timeline)
+    result = A.parse_answer(text, "stvg", bins=RELEASE_BINS, timeline=timeline)
     assert isinstance(result, A.SpatioTemporalGrounding), result
     return result
 
@@ -110,7 +111,7 @@ def test_box_edges_and_outline_match_reference():
 
 def test_draw_box_rejects_a_box_outside_the_frame():
     image = np.zeros((H, W, 3), np.uint8)
-    with pytest.raises(ValueError, match="outside the 64x48 frame"):
+    with pytest.raises(ValueError, match="outside the frame \\[0, 64\\] x \\[0, 48\\]"):
         viz.draw_box(image, (10, 10, W + 5, 20), (255, 0, 0), 2)
     with pytest.raises(ValueError, match="ends before it starts"):
         viz.draw_box(image, (30, 10, 20, 20), (255, 0, 0), 2)
@@ -182,7 +183,7 @@ def test_grid_marks_frames_inside_the_predicted_span():
 
 def test_grid_without_boxes_shows_span_marks_only():
     tl = Timeline.from_split((0, 99), 10, W, H, fps=25)
-    result = A.parse_answer("{<TEMP-030><TEMP-070>}", "tvg", timeline=tl)
+    result = A.parse_answer("{<TEMP-030><TEMP-070>}", "tvg", bins=RELEASE_BINS, timeline=tl)
     grid = viz.frame_grid(plain_frames(10), result, tl)
     assert not has_colour(grid, PREDICTION_RGB)
     for i in range(10):
@@ -192,7 +193,7 @@ def test_grid_without_boxes_shows_span_marks_only():
 
 def test_grid_dense_events_mark_every_event_span():
     tl = Timeline.from_split((0, 99), 10, W, H, fps=25)
-    result = A.parse_answer("{0.0, 0.2}, a dog runs. {0.6, 0.8}, it sits.", "dvc", timeline=tl)
+    result = A.parse_answer("{0.0, 0.2}, a dog runs. {0.6, 0.8}, it sits.", "dvc", bins=RELEASE_BINS, timeline=tl)
     grid = viz.frame_grid(plain_frames(10), result, tl)
     for i in range(10):
         y0, x0 = find_tile(grid, frame_colour(i))
@@ -202,14 +203,14 @@ def test_grid_dense_events_mark_every_event_span():
 
 def test_image_answers_rec_and_dgc():
     image = plain_frames(1)[0]
-    rec = A.parse_answer(box_tokens(20, 30, 70, 90), "rec", timeline=Timeline.for_image(W, H))
+    rec = A.parse_answer(box_tokens(20, 30, 70, 90), "rec", bins=RELEASE_BINS, timeline=Timeline.for_image(W, H))
     grid = viz.frame_grid(image, rec, line_width=2)
     y0, x0 = find_tile(grid, frame_colour(0))
     tile = grid[y0 : y0 + H, x0 : x0 + W]
     np.testing.assert_array_equal(np.all(tile == PREDICTION_RGB, axis=-1), ring_mask(H, W, rec.box.pixels, 2))
 
     # DGC, no timeline: pixels are the normalised box times the image size; phrases are written by the boxes.
-    dgc = A.parse_answer(f"A cat {box_tokens(10, 50, 40, 95)} sits by a lamp {box_tokens(60, 50, 95, 95)}.", "dgc")
+    dgc = A.parse_answer(f"A cat {box_tokens(10, 50, 40, 95)} sits by a lamp {box_tokens(60, 50, 95, 95)}.", "dgc", bins=RELEASE_BINS)
     assert dgc.phrases[0].box.pixels is None
     grid = viz.frame_grid(image, dgc, line_width=2)
     y0, x0 = find_tile(grid, frame_colour(0))
@@ -225,14 +226,14 @@ def test_image_answers_rec_and_dgc():
 
 
 def test_image_answer_with_pixels_for_another_frame_size_is_refused():
-    rec = A.parse_answer(box_tokens(20, 30, 70, 90), "rec", timeline=Timeline.for_image(2 * W, 2 * H))
+    rec = A.parse_answer(box_tokens(20, 30, 70, 90), "rec", bins=RELEASE_BINS, timeline=Timeline.for_image(2 * W, 2 * H))
     with pytest.raises(ValueError, match="result box"):
         viz.frame_grid(plain_frames(1)[0], rec)
 
 
 def test_grid_pixel_box_outside_the_frame_is_an_error():
     bad = A.Grounding(text="", box=A.Box(0.1, 0.1, 0.5, 0.5, pixels=(6.4, 4.8, W + 20.0, 24.0)))
-    with pytest.raises(ValueError, match=r"result box pixels .* outside the 64x48 frame"):
+    with pytest.raises(ValueError, match=r"result box pixels .* outside the frame \[0, 64\] x \[0, 48\]"):
         viz.frame_grid(plain_frames(1)[0], bad)
     gt_bad = A.Grounding(text="", box=A.Box(0.1, 0.1, 0.5, 0.5, pixels=(6.4, -3.0, 32.0, 24.0)))
     ok = A.Grounding(text="", box=A.Box(0.1, 0.1, 0.5, 0.5))
@@ -267,7 +268,7 @@ def test_choose_frames_prefers_the_track_and_shows_the_span_edges():
 
 def test_grid_shows_at_most_max_frames_in_the_given_columns():
     tl = Timeline.from_split((0, 99), 12, W, H, fps=10)
-    result = A.parse_answer("{<TEMP-000><TEMP-099>}", "tvg", timeline=tl)
+    result = A.parse_answer("{<TEMP-000><TEMP-099>}", "tvg", bins=RELEASE_BINS, timeline=tl)
     grid = viz.frame_grid(plain_frames(12), result, tl, max_frames=5, columns=2)
     shown = [i for i in range(12) if has_colour(grid, frame_colour(i))]
     assert len(shown) == 5
@@ -280,7 +281,7 @@ def test_grid_shows_at_most_max_frames_in_the_given_columns():
 
 
 def test_parse_failure_still_renders_with_its_reason():
-    failure = A.parse_answer("I cannot tell.", "stvg", timeline=TL6)
+    failure = A.parse_answer("I cannot tell.", "stvg", bins=RELEASE_BINS, timeline=TL6)
     assert isinstance(failure, A.ParseFailure)
     frames = plain_frames(T6)
     grid = viz.frame_grid(frames, failure, TL6)
@@ -322,7 +323,7 @@ def test_frames_not_an_array_and_results_of_the_wrong_type():
         viz.frame_grid([[0]], stvg(), TL6)
     with pytest.raises(TypeError, match="result must be a typed answer"):
         viz.frame_grid(plain_frames(T6), "{0.1, 0.2}", TL6)
-    tvg = A.parse_answer("{0.1, 0.5}", "tvg")
+    tvg = A.parse_answer("{0.1, 0.5}", "tvg", bins=RELEASE_BINS)
     with pytest.raises(TypeError, match="ground_truth is a TemporalGrounding"):
         viz.frame_grid(plain_frames(T6), stvg(), TL6, ground_truth=tvg)
     with pytest.raises(TypeError, match="ground_truth is a ParseFailure"):
@@ -409,7 +410,7 @@ def test_timeline_bars_sit_at_the_spans_in_seconds():
 
 def test_timeline_dense_events_one_bar_each_with_caption_normalised_without_timestamps():
     tl = Timeline(width=W, height=H, frame_ids=tuple(range(0, 100, 10)))  # no timestamps
-    dvc = A.parse_answer("{0.1, 0.3}, a dog runs. {0.25, 0.9}, it sits down.", "dvc", timeline=tl)
+    dvc = A.parse_answer("{0.1, 0.3}, a dog runs. {0.25, 0.9}, it sits down.", "dvc", bins=RELEASE_BINS, timeline=tl)
     fig = viz.timeline_figure(dvc, tl)
     found = bars(fig)
     assert set(found) == {"prediction-span-0", "prediction-span-1"}
@@ -420,7 +421,7 @@ def test_timeline_dense_events_one_bar_each_with_caption_normalised_without_time
     assert "a dog runs." in texts and "it sits down." in texts
     assert fig.axes[0].get_xlabel().startswith("time (normalised")
     # Without any timeline, seconds carried by the answer are used.
-    with_seconds = A.parse_answer("{0.1, 0.3}, a dog runs.", "dvc", timeline=Timeline.from_split((0, 99), 10, W, H, fps=10))
+    with_seconds = A.parse_answer("{0.1, 0.3}, a dog runs.", "dvc", bins=RELEASE_BINS, timeline=Timeline.from_split((0, 99), 10, W, H, fps=10))
     fig = viz.timeline_figure(with_seconds)
     bar = bars(fig)["prediction-span-0"]
     assert bar.get_x() == pytest.approx(with_seconds.events[0].span.start_s)
@@ -430,7 +431,7 @@ def test_timeline_dense_events_one_bar_each_with_caption_normalised_without_time
 def test_timeline_elc_end_mark_and_svg_track():
     tl = Timeline.from_split((0, 99), 10, W, H, fps=10)
     elc = A.parse_answer(
-        f"Ends in <TEMP-070>, the man waves. <TEMP-040>: {box_tokens(10, 10, 50, 50)}", "elc", timeline=tl, start=0.2
+        f"Ends in <TEMP-070>, the man waves. <TEMP-040>: {box_tokens(10, 10, 50, 50)}", "elc", bins=RELEASE_BINS, timeline=tl, start=0.2
     )
     fig = viz.timeline_figure(elc, tl)
     ax = fig.axes[0]
@@ -438,7 +439,7 @@ def test_timeline_elc_end_mark_and_svg_track():
     assert end.get_xdata()[0] == pytest.approx(elc.end.seconds)
     bar = bars(fig)["prediction-span-0"]
     assert bar.get_x() == pytest.approx(elc.span.start_s) and bar.get_x() + bar.get_width() == pytest.approx(elc.span.end_s)
-    svg = A.parse_answer(f"<TEMP-000>: {box_tokens(1, 1, 5, 5)}, <TEMP-099>: {box_tokens(1, 1, 5, 5)}", "svg", timeline=tl)
+    svg = A.parse_answer(f"<TEMP-000>: {box_tokens(1, 1, 5, 5)}, <TEMP-099>: {box_tokens(1, 1, 5, 5)}", "svg", bins=RELEASE_BINS, timeline=tl)
     fig = viz.timeline_figure(svg, tl)
     ticks = next(line for line in fig.axes[0].lines if line.get_gid() == "prediction-track")
     np.testing.assert_allclose(ticks.get_xdata(), [tl.timestamps[0], tl.timestamps[-1]])
@@ -450,7 +451,7 @@ def test_figure_holds_grid_and_timeline():
     assert len(fig.axes) == 2
     assert fig.axes[0].images and fig.axes[0].images[0].get_array().shape[2] == 3
     assert {"prediction-span-0", "ground_truth-span-0"} <= set(bars(fig))
-    rec = A.parse_answer(box_tokens(20, 30, 70, 90), "rec")
+    rec = A.parse_answer(box_tokens(20, 30, 70, 90), "rec", bins=RELEASE_BINS)
     assert len(viz.figure(plain_frames(1)[0], rec).axes) == 1
 
 
@@ -613,7 +614,7 @@ def test_video_elc_without_its_start_stops_at_the_end_time(source_video, tmp_pat
     # frame 4 = source frame 17: frames 18..30 of the track are past the end.
     elc = A.parse_answer(
         f"Ends in <TEMP-044>, the dog jumps. <TEMP-022>: {box_tokens(10, 20, 40, 70)}, <TEMP-078>: {box_tokens(50, 20, 80, 70)}",
-        "elc", timeline=timeline,
+        "elc", bins=RELEASE_BINS, timeline=timeline,
     )
     assert isinstance(elc, A.EventLocalization) and elc.span is None
     out = viz.write_annotated_video(source_video, elc, timeline, tmp_path / "elc.mp4", overlay=False, line_width=3)
@@ -626,7 +627,7 @@ def test_video_overlay_writes_time_and_span_border(source_video, tmp_path):
 
     clip = load_video(source_video, 10)
     timeline = Timeline(width=W, height=H, timestamps=tuple(clip.timestamps), frame_ids=tuple(int(i) for i in clip.indices))
-    result = A.parse_answer("{<TEMP-022><TEMP-078>}", "tvg", timeline=timeline)
+    result = A.parse_answer("{<TEMP-022><TEMP-078>}", "tvg", bins=RELEASE_BINS, timeline=timeline)
     out = viz.write_annotated_video(source_video, result, timeline, tmp_path / "tvg.mp4", overlay=True)
     decoded = decode_all(out)
     assert len(decoded) == N_SRC
@@ -650,7 +651,7 @@ def test_video_of_a_parse_failure_and_odd_size(tmp_path):
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
     timeline = Timeline(width=63, height=47, frame_ids=(0, 1, 2, 3, 4, 5))
-    failure = A.parse_answer("no idea", "stvg", timeline=timeline)
+    failure = A.parse_answer("no idea", "stvg", bins=RELEASE_BINS, timeline=timeline)
     written = viz.write_annotated_video(path, failure, timeline, tmp_path / "failure.mp4")
     decoded = decode_all(written)
     assert len(decoded) == 6 and decoded[0].shape == (48, 64, 3)  # padded to even for 4:2:0
@@ -676,7 +677,7 @@ def test_video_bad_inputs(source_video, tmp_path):
     too_long = Timeline.from_split((0, 99), 10, W, H, fps=10)
     with pytest.raises(ValueError, match="timeline names frames 0..99"):
         viz.write_annotated_video(source_video, stvg(timeline=too_long), too_long, tmp_path / "out.mp4")
-    rec = A.parse_answer(box_tokens(1, 1, 50, 50), "rec")
+    rec = A.parse_answer(box_tokens(1, 1, 50, 50), "rec", bins=RELEASE_BINS)
     with pytest.raises(ValueError, match="Grounding: its boxes belong to no time"):
         viz.write_annotated_video(source_video, rec, timeline, tmp_path / "out.mp4")
     for bad_fps in (0, -5, float("nan"), "10"):

@@ -4,6 +4,14 @@ Each subcommand lives in its own module of this package with two functions:
 ``add_arguments(parser)`` and ``run(args) -> int`` (the exit code). Modules are
 imported only when their subcommand runs, so ``llava-st --help`` stays fast and
 a missing optional dependency only affects the subcommand that needs it.
+
+Errors are turned into exit codes here, once for every subcommand: a
+:class:`~llava_st.errors.LlavaSTError` (the library's word for bad input: a
+missing or unreadable file, an invalid option or value, a model folder that
+does not fit) prints ``llava-st COMMAND: message`` and exits with 2; an
+``OSError`` (a disk that is full, a folder that cannot be written) exits
+with 1; anything else is a bug and keeps its traceback. A subcommand may
+still return its own code.
 """
 
 from __future__ import annotations
@@ -11,6 +19,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -54,8 +65,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"llava-st {name}", description=help_text)
     module.add_arguments(parser)
     args = parser.parse_args(rest)
+    from ..errors import LlavaSTError
+
     try:
         return int(module.run(args) or 0)
+    except LlavaSTError as exc:
+        print(f"llava-st {name}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        print(f"llava-st {name}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print(f"llava-st {name}: interrupted", file=sys.stderr)
         return 130

@@ -15,23 +15,34 @@ Example (two GPUs)::
 
 Writes per-rank records, ``predictions.jsonl``, ``report.json`` and ``report.md``
 into ``--out``; ``--resume`` continues a killed run.
+
+Videos are sampled at the model's own frame count (``num_frames`` of its
+``config.json``; a predictor of your own may say with a ``num_frames``
+attribute, else the release's 100) unless ``--num-frames`` says otherwise;
+``--published-compat`` always samples 100, as the release.
+
+Exit codes: 0 scored; 2 bad input (a :class:`~llava_st.errors.LlavaSTError`:
+options, annotation file, media, model folder, a used run folder), with the
+message on stderr; 1 an I/O failure.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import importlib.util
-import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
-from ..eval.base import AnnotationError, ReleaseCrash
+from ..errors import ConfigError
+from ._args import count, positive
+from ..protocol.tokens import RELEASE_BINS, BinCounts
 from ..eval.benchmarks import BENCHMARKS, default_paths, infer_split
 from ..eval.report import markdown
 from ..eval.runner import EvalConfig, Predictor, preflight, run_eval
 from ..eval.shards import dist_env
-from ..eval.store import StoreError
 
 BUILTIN_PREDICTOR = "llava_st.eval.predictor:load"
 
@@ -57,12 +68,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--media-root", type=Path, default=None, help="media folder (default: from --data-root)")
     parser.add_argument("--split", default=None, help="RefCOCO split: val, testA, testB or test")
     parser.add_argument("--out", required=True, type=Path, help="run folder")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N samples")
+    parser.add_argument("--limit", type=count, default=None, help="only the first N samples")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out, skipping recorded samples")
     parser.add_argument("--published-compat", action="store_true", help="score as the authors' release does")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--num-frames", type=int, default=100, help="frames sampled per video (default 100)")
-    parser.add_argument("--seed", type=int, default=0, help="prompt seed (canonical mode)")
+    parser.add_argument("--batch-size", type=positive, default=8)
+    parser.add_argument(
+        "--num-frames", type=positive, default=None,
+        help="frames sampled per video (default: the model's own; 100 with --published-compat)",
+    )
+    parser.add_argument(
+        "--num-bins", type=BinCounts.parse, default=None, metavar="N|TIME,SPACE",
+        help="bins per axis of the model's answers (canonical mode; default: the model's own with the built-in "
+        f"predictor, else the release's {RELEASE_BINS.time})",
+    )
+    parser.add_argument("--seed", type=count, default=0, help="prompt seed (canonical mode)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -70,21 +89,24 @@ def load_factory(spec: str) -> Callable[..., Any]:
     """``module:function`` or ``file.py:function`` -> the function."""
     target, sep, name = spec.rpartition(":")
     if not sep or not target or not name:
-        raise ValueError(f"--predictor must be MODULE:FUNCTION or FILE.py:FUNCTION, got {spec!r}")
+        raise ConfigError(f"--predictor must be MODULE:FUNCTION or FILE.py:FUNCTION, got {spec!r}")
     if target.endswith(".py"):
         path = Path(target)
         if not path.is_file():
-            raise ValueError(f"--predictor: no such file {path}")
+            raise ConfigError(f"--predictor: no such file {path}")
         mod_spec = importlib.util.spec_from_file_location(f"_llava_st_predictor_{path.stem}", path)
         if mod_spec is None or mod_spec.loader is None:
-            raise ValueError(f"--predictor: cannot import {path}")
+            raise ConfigError(f"--predictor: cannot import {path}")
         module = importlib.util.module_from_spec(mod_spec)
         mod_spec.loader.exec_module(module)
     else:
-        module = importlib.import_module(target)
+        try:
+            module = importlib.import_module(target)
+        except ModuleNotFoundError as exc:
+            raise ConfigError(f"--predictor: cannot import {target}: {exc}") from exc
     factory = getattr(module, name, None)
     if not callable(factory):
-        raise ValueError(f"--predictor: {target} has no function {name!r}")
+        raise ConfigError(f"--predictor: {target} has no function {name!r}")
     return factory
 
 
@@ -93,48 +115,65 @@ def _options(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"--predictor-arg must be KEY=VALUE, got {pair!r}")
+            raise ConfigError(f"--predictor-arg must be KEY=VALUE, got {pair!r}")
         out[key] = value
     return out
 
 
+def model_config(model: str):
+    """The :class:`~llava_st.config.LlavaSTConfig` of a model folder (or registered name); reads ``config.json`` only."""
+    from ..config import LlavaSTConfig
+    from ..zoo import model_path
+
+    return LlavaSTConfig.from_pretrained(model_path(model))
+
+
 def run(args: argparse.Namespace) -> int:
+    """Run the evaluation; a :class:`~llava_st.errors.LlavaSTError` goes up to :func:`llava_st.cli.main` (exit 2)."""
     mode = "published" if args.published_compat else "canonical"
-    try:
-        data, media = args.data, args.media_root
-        if data is None or media is None:
-            if args.data_root is None:
-                raise ValueError("give --data-root, or both --data and --media-root")
-            d, m = default_paths(args.bench, args.data_root, args.split)
-            data, media = data or d, media or m
-        split = args.split or infer_split(args.bench, data)
-        options = _options(args.predictor_arg)
-        if args.model is not None:
-            options["model"] = args.model
-        elif args.predictor == BUILTIN_PREDICTOR:
-            raise ValueError("give --model (a model folder or name), or a --predictor of your own")
-        cfg = EvalConfig(
-            bench=args.bench,
-            data=data,
-            media_root=media,
-            out_dir=args.out,
-            mode=mode,
-            split=split,
-            num_frames=args.num_frames,
-            batch_size=args.batch_size,
-            limit=args.limit,
-            resume=args.resume,
-            seed=args.seed,
-            progress=not args.no_progress,
-        )
-        preflight(cfg)  # bad data or a used folder fail now, not after the model has loaded
-        predictor = load_factory(args.predictor)(**options)
-        if not isinstance(predictor, Predictor):
-            raise ValueError(f"--predictor returned {type(predictor).__name__}, which has no ask_batch(requests)")
-        report = run_eval(predictor, cfg, dist_env())
-    except (AnnotationError, ReleaseCrash, StoreError, RuntimeError, ValueError, OSError) as exc:
-        print(f"llava-st eval: {exc}", file=sys.stderr)
-        return 1
+    data, media = args.data, args.media_root
+    if data is None or media is None:
+        if args.data_root is None:
+            raise ConfigError("give --data-root, or both --data and --media-root")
+        d, m = default_paths(args.bench, args.data_root, args.split)
+        data, media = data or d, media or m
+    split = args.split or infer_split(args.bench, data)
+    options = _options(args.predictor_arg)
+    builtin = args.predictor == BUILTIN_PREDICTOR
+    if args.model is not None:
+        options["model"] = args.model
+    elif builtin:
+        raise ConfigError("give --model (a model folder or name), or a --predictor of your own")
+    # In canonical mode the built-in predictor's frame and bin counts default to the
+    # model's own, read from its config.json (once, and only when needed) before the
+    # model loads, so that the data, the run folder and a resume are checked first.
+    own = functools.cache(lambda: model_config(args.model))
+    uses_own = builtin and mode == "canonical"
+    num_frames = own().num_frames if args.num_frames is None and uses_own else args.num_frames
+    bins = args.num_bins or RELEASE_BINS
+    cfg = EvalConfig(
+        bench=args.bench,
+        data=data,
+        media_root=media,
+        out_dir=args.out,
+        bins=bins,
+        mode=mode,
+        split=split,
+        num_frames=num_frames,
+        batch_size=args.batch_size,
+        limit=args.limit,
+        resume=args.resume,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
+    env = dist_env()
+    preflight(cfg)  # bad data or a used folder fail now, not after the model has loaded
+    if args.num_bins is None and uses_own:
+        cfg = replace(cfg, bins=own().coords.bins)
+    predictor = load_factory(args.predictor)(**options)
+    if not isinstance(predictor, Predictor):
+        raise ConfigError(f"--predictor returned {type(predictor).__name__}, which has no ask_batch(requests)")
+    report = run_eval(predictor, cfg, env)
     if report is not None:
         print(markdown(report), end="")
     return 0

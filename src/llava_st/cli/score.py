@@ -20,6 +20,8 @@ from ..eval.base import AnnotationError, PredictionError, ReleaseCrash
 from ..eval.benchmarks import BENCHMARKS, get_benchmark, infer_split
 from ..eval.report import markdown
 from ..eval.scoring import read_predictions, score
+from ..protocol.tokens import RELEASE_BINS, BinCounts
+from ._args import count, positive
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,13 +40,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--split", default=None, help="RefCOCO split (val, testA, testB, test) for the published comparison; "
         "default: read from the file name"
     )
-    parser.add_argument("--num-frames", type=int, default=100, help="frames sampled per clip (ST-Align; default 100)")
-    parser.add_argument("--limit", type=int, default=None, help="score only the first N samples of the evaluated set")
+    parser.add_argument("--num-frames", type=positive, default=100, help="frames sampled per clip (ST-Align; default 100)")
+    parser.add_argument("--limit", type=count, default=None, help="score only the first N samples of the evaluated set")
+    parser.add_argument(
+        "--num-bins", type=BinCounts.parse, default=RELEASE_BINS, metavar="N|TIME,SPACE",
+        help="bins per axis of the model that wrote the answers (canonical mode; default: the release's "
+        f"{RELEASE_BINS.time}; published mode always reads with the release's)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     mode = "published" if args.published_compat else "canonical"
-    bench = get_benchmark(args.bench)
+    bench = get_benchmark(args.bench, bins=args.num_bins)
     split = args.split or infer_split(args.bench, args.data)
     try:
         samples = bench.load(args.data)

@@ -6,67 +6,36 @@ import argparse
 import sys
 from dataclasses import replace
 
+from ._args import count, number, positive
 from ..synth.config import DIFFICULTIES, PRESETS, ConfigError, SynthConfig
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = _count(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("expected a number >= 1, got 0")
-    return value
-
-
-def _float_arg(accept, expected: str):
-    """An argparse type: a number for which ``accept(value)`` holds, else an error saying ``expected``."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not accept(value):
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
-        return value
-
-    return parse
-
-
-_fraction = _float_arg(lambda v: 0.0 <= v < 1.0, "a fraction in [0, 1)")
-_fps = _float_arg(lambda v: 0 < v <= 240, "a frame rate in (0, 240]")
-_scale = _float_arg(lambda v: v > 0, "a positive factor")
+_fraction = number(lambda v: 0.0 <= v < 1.0, "a fraction in [0, 1)")
+_fps = number(lambda v: 0 < v <= 240, "a frame rate in (0, 240]")
+_scale = number(lambda v: v > 0, "a positive factor")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="dataset folder to write (must be empty unless --overwrite)")
-    parser.add_argument("--seed", type=_count, default=0, help="random seed (same seed -> identical annotation files)")
+    parser.add_argument("--seed", type=count, default=0, help="random seed (same seed -> identical annotation files)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="standard", help="sizes and counts to start from")
-    parser.add_argument("--videos", type=_count, help="number of videos (default: the preset's)")
-    parser.add_argument("--images", type=_count, help="number of images (default: the preset's)")
+    parser.add_argument("--videos", type=count, help="number of videos (default: the preset's)")
+    parser.add_argument("--images", type=count, help="number of images (default: the preset's)")
     parser.add_argument("--difficulty", choices=sorted(DIFFICULTIES), help="clutter, size, speed, occlusion, pans")
-    parser.add_argument("--distractors", type=_count, help="distractors per scene (overrides the difficulty's range)")
+    parser.add_argument("--distractors", type=count, help="distractors per scene (overrides the difficulty's range)")
     parser.add_argument("--size-scale", type=_scale, help="multiply every object size (difficulty's value by default)")
     parser.add_argument("--speed-scale", type=_scale, help="multiply the difficulty's speed range")
     size = parser.add_argument_group("sizes (default: the preset's)")
-    size.add_argument("--width", type=_positive, help="video width in pixels (even)")
-    size.add_argument("--height", type=_positive, help="video height in pixels (even)")
-    size.add_argument("--frames", type=_positive, help="frames per video")
+    size.add_argument("--width", type=positive, help="video width in pixels (even)")
+    size.add_argument("--height", type=positive, help="video height in pixels (even)")
+    size.add_argument("--frames", type=positive, help="frames per video")
     size.add_argument("--fps", type=_fps, help="video frame rate")
-    size.add_argument("--sample-frames", type=_positive, help="T, frames the model samples per clip (times are i/(T-1))")
-    size.add_argument("--image-width", type=_positive, help="image width in pixels")
-    size.add_argument("--image-height", type=_positive, help="image height in pixels")
-    parser.add_argument("--crf", type=_count, help="x264 constant rate factor (0..51; lower is sharper)")
+    size.add_argument("--sample-frames", type=positive, help="T, frames the model samples per clip (times are i/(T-1))")
+    size.add_argument("--image-width", type=positive, help="image width in pixels")
+    size.add_argument("--image-height", type=positive, help="image height in pixels")
+    parser.add_argument("--crf", type=count, help="x264 constant rate factor (0..51; lower is sharper)")
     parser.add_argument("--test-fraction", type=_fraction, help="share of items in the held-out test split")
-    parser.add_argument("--workers", type=_positive, help="worker processes (default: CPU count, at most 8)")
+    parser.add_argument("--workers", type=positive, help="worker processes (default: CPU count, at most 8)")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier ST-Synth output in --out")
     parser.add_argument("--no-preview", action="store_true", help="do not draw preview.png")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -1,4 +1,7 @@
-"""Shared pieces of the evaluation: scoring modes, errors, requests, annotation-file checks.
+"""Shared pieces of the evaluation: scoring modes, errors, requests and the benchmark interface.
+
+Annotation files are read by :mod:`llava_st.data.formats`; its
+:class:`AnnotationError` is re-exported here.
 
 Two scoring modes (SPEC §5):
 
@@ -11,13 +14,14 @@ Two scoring modes (SPEC §5):
 
 from __future__ import annotations
 
-import json
-import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Mapping
-from ..errors import DataError, EvalError
+from typing import Literal
+
+from ..data.formats import AnnotationError  # defined with the formats; re-exported for older imports
+from ..errors import ConfigError, EvalError
+from ..protocol.tokens import BinCounts
 
 Mode = Literal["canonical", "published"]
 MODES: tuple[str, ...] = ("canonical", "published")
@@ -30,20 +34,8 @@ def mode_label(mode: str) -> str:
 
 def check_mode(mode: str) -> str:
     if mode not in MODES:
-        raise ValueError(f"unknown scoring mode {mode!r}; expected one of {MODES}")
+        raise ConfigError(f"unknown scoring mode {mode!r}; expected one of {MODES}")
     return mode
-
-
-class AnnotationError(DataError):
-    """A benchmark annotation file that does not have the released format.
-
-    The message names the file, the sample index and the field.
-    """
-
-    def __init__(self, path: str | Path, index: int | None, field: str, problem: str):
-        self.path, self.index, self.field = str(path), index, field
-        where = f"sample {index}, " if index is not None else ""
-        super().__init__(f"{path}: {where}field {field!r}: {problem}")
 
 
 class PredictionError(EvalError, ValueError):
@@ -94,78 +86,6 @@ class Request:
     media: MediaRequest
 
 
-def load_json(path: str | Path) -> Any:
-    """Read a JSON file; a missing or malformed file is an :class:`AnnotationError` naming it."""
-    p = Path(path)
-    if not p.is_file():
-        raise AnnotationError(p, None, "<file>", "no such file")
-    try:
-        with p.open("r", encoding="utf-8") as fh:
-            return json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise AnnotationError(p, None, "<file>", f"not valid JSON ({exc})") from exc
-
-
-def load_json_list(path: str | Path) -> list:
-    """Read a JSON file that must hold a list of samples (:func:`load_json`'s errors, and one for a non-list)."""
-    p = Path(path)
-    data = load_json(p)
-    if not isinstance(data, list):
-        raise AnnotationError(p, None, "<file>", f"must be a JSON list of samples, got {type(data).__name__}")
-    return data
-
-
-# -- field checks, each raising AnnotationError(path, index, field, problem)
-
-
-def need(obj: Any, key: str, path: Path, index: int | None, prefix: str = "") -> Any:
-    if not isinstance(obj, Mapping):
-        raise AnnotationError(path, index, prefix.rstrip(".") or "<item>", f"must be an object, got {type(obj).__name__}")
-    if key not in obj:
-        raise AnnotationError(path, index, prefix + key, "missing")
-    return obj[key]
-
-
-def as_text(value: Any, path: Path, index: int, field: str, allow_empty: bool = False) -> str:
-    if not isinstance(value, str):
-        raise AnnotationError(path, index, field, f"must be text, got {type(value).__name__}")
-    if not allow_empty and not value.strip():
-        raise AnnotationError(path, index, field, "is empty")
-    return value
-
-
-def as_number(value: Any, path: Path, index: int, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise AnnotationError(path, index, field, f"must be a finite number, got {value!r}")
-    return float(value)
-
-
-def as_positive(value: Any, path: Path, index: int, field: str) -> float:
-    v = as_number(value, path, index, field)
-    if v <= 0:
-        raise AnnotationError(path, index, field, f"must be positive, got {value!r}")
-    return v
-
-
-def as_frame(value: Any, path: Path, index: int, field: str) -> int:
-    v = as_number(value, path, index, field)
-    if v != int(v) or v < 0:
-        raise AnnotationError(path, index, field, f"must be a non-negative whole frame number, got {value!r}")
-    return int(v)
-
-
-def as_xywh(value: Any, path: Path, index: int, field: str) -> tuple[float, float, float, float]:
-    """A pixel box ``[x, y, w, h]`` with ``w, h >= 0``."""
-    if not isinstance(value, (list, tuple)) or len(value) != 4:
-        raise AnnotationError(path, index, field, f"must be a box [x, y, w, h], got {value!r}")
-    x, y, w, h = (as_number(v, path, index, field) for v in value)
-    if w < 0 or h < 0:
-        raise AnnotationError(path, index, field, f"box [x, y, w, h] has a negative size: {list(value)}")
-    return (x, y, w, h)
-
-
-
-
 class Benchmark(ABC):
     """One benchmark: how to read its file, ask the model, and score answers.
 
@@ -178,6 +98,9 @@ class Benchmark(ABC):
     name: str = ""
     #: the task grammar of its answers (:data:`llava_st.protocol.answers.TASKS`)
     task: str = ""
+    #: bin counts of the model whose answers canonical mode reads (given to the
+    #: constructor); published mode reads with the release's, ``RELEASE_BINS``
+    bins: BinCounts
 
     @abstractmethod
     def load(self, path: str | Path) -> list:
@@ -214,6 +137,5 @@ __all__ = [
     "ReleaseCrash",
     "Request",
     "check_mode",
-    "load_json",
     "mode_label",
 ]

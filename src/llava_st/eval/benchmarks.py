@@ -29,6 +29,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ..errors import ConfigError
+from ..protocol.tokens import BinCounts
 from .base import Benchmark
 from .charades import CharadesSTA
 from .refcoco import SPLITS, RefCOCO
@@ -46,19 +48,19 @@ SYNTH: dict[str, tuple[str, str, str]] = {
 BENCHMARKS: tuple[str, ...] = ("refcoco", "refcoco+", "refcocog", "charades-sta", "stvg", "svg", "elc") + tuple(SYNTH)
 
 
-def get_benchmark(name: str) -> Benchmark:
-    """The benchmark called ``name`` (one of :data:`BENCHMARKS`)."""
+def get_benchmark(name: str, *, bins: BinCounts) -> Benchmark:
+    """The benchmark called ``name`` (one of :data:`BENCHMARKS`), reading answers with ``bins`` in canonical mode."""
     if name in SYNTH:
-        bench = get_benchmark(SYNTH[name][0])
+        bench = get_benchmark(SYNTH[name][0], bins=bins)
         bench.name = name  # same reader and scoring, its own name (no published numbers)
         return bench
     if name in SPLITS:
-        return RefCOCO(name)
+        return RefCOCO(name, bins=bins)
     if name == "charades-sta":
-        return CharadesSTA()
+        return CharadesSTA(bins=bins)
     if name in ("stvg", "svg", "elc"):
-        return STAlign(name)
-    raise ValueError(f"unknown benchmark {name!r}; expected one of {BENCHMARKS}")
+        return STAlign(name, bins=bins)
+    raise ConfigError(f"unknown benchmark {name!r}; expected one of {BENCHMARKS}")
 
 
 def default_paths(name: str, data_root: str | Path, split: str | None = None) -> tuple[Path, Path]:
@@ -73,13 +75,13 @@ def default_paths(name: str, data_root: str | Path, split: str | None = None) ->
         return root / data, root / media
     if name in SPLITS:
         if split not in SPLITS[name]:
-            raise ValueError(f"{name} needs --split, one of {SPLITS[name]}")
+            raise ConfigError(f"{name} needs --split, one of {SPLITS[name]}")
         return root / "refcoco" / f"{name}_{split}.json", root / "refcoco" / "sources"
     if name == "charades-sta":
         return root / "charades" / "test.json", root / "charades" / "sources"
     if name in ("stvg", "svg", "elc"):
         return root / "st-align" / f"{name}.json", root / "st-align" / "sources"
-    raise ValueError(f"unknown benchmark {name!r}; expected one of {BENCHMARKS}")
+    raise ConfigError(f"unknown benchmark {name!r}; expected one of {BENCHMARKS}")
 
 
 def infer_split(name: str, path: str | Path) -> str | None:

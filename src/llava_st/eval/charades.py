@@ -1,10 +1,9 @@
 """TVG on Charades-STA (EVAL-PROTOCOL §2).
 
-Annotation file (``charades/test.json``): a JSON list; each item holds
-``image_id`` (the video file name), ``caption`` (the query) and ``timestamp``
-``[s, e]`` ALREADY NORMALISED to [0, 1] of the video (the release compares it
-directly with the decoded ``k / 99`` values; a span in seconds is refused
-here rather than scored as nonsense). The whole video is sampled.
+Annotation file (``charades/test.json``): read by
+:mod:`llava_st.data.formats.charades` (``image_id`` = the video file,
+``caption`` = the query, ``timestamp`` ``[s, e]`` already normalised to [0, 1]
+of the video). The whole video is sampled.
 
 Scores: temporal IoU with the hull as denominator; recall at 0.3 / 0.5 / 0.7
 counts IoU STRICTLY above the threshold (the release's rule, kept in both
@@ -21,56 +20,21 @@ modes); mean IoU.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..data.formats.charades import TVGSample, read_charades
 from ..protocol.answers import ParseFailure, find_span
 from ..protocol.prompts import CHARADES_TEMPLATE
+from ..protocol.tokens import RELEASE_BINS, BinCounts
 from . import metrics
-from .base import AnnotationError, Benchmark, MediaRequest, ReleaseCrash, Request, as_number, as_text, load_json_list, need
+from .base import Benchmark, MediaRequest, ReleaseCrash, Request
 from .parsing import release_span, release_texts
 
 #: The release's single TVG template (SPEC §3); ``{x}`` is the processed query.
 PROMPT = CHARADES_TEMPLATE
 THRESHOLDS = (0.3, 0.5, 0.7)
-
-
-@dataclass(frozen=True)
-class TVGSample:
-    """One query: the video file name, the query text and the normalised span ``[s, e]``."""
-
-    index: int
-    video: str
-    caption: str
-    span: tuple[float, float]
-
-
-def read_charades(path: str | Path) -> list[TVGSample]:
-    """Read a Charades-STA evaluation file (format above).
-
-    Raises:
-        AnnotationError: naming the file, the position and the field.
-    """
-    p = Path(path)
-    data = load_json_list(p)
-    out = []
-    for i, item in enumerate(data):
-        video = as_text(need(item, "image_id", p, i), p, i, "image_id")
-        caption = as_text(need(item, "caption", p, i), p, i, "caption")
-        ts = need(item, "timestamp", p, i)
-        if not isinstance(ts, (list, tuple)) or len(ts) != 2:
-            raise AnnotationError(p, i, "timestamp", f"must be [start, end], got {ts!r}")
-        s, e = (as_number(v, p, i, "timestamp") for v in ts)
-        if not (0.0 <= s <= 1.0 and 0.0 <= e <= 1.0):
-            raise AnnotationError(
-                p, i, "timestamp", f"{list(ts)} is not normalised to [0, 1] of the video (seconds are not accepted)"
-            )
-        if e < s:
-            raise AnnotationError(p, i, "timestamp", f"{list(ts)} ends before it starts")
-        out.append(TVGSample(i, video, caption, (s, e)))
-    return out
 
 
 def query_text(caption: str) -> str:
@@ -96,6 +60,9 @@ class CharadesSTA(Benchmark):
     name = "charades-sta"
     task = "tvg"
 
+    def __init__(self, *, bins: BinCounts):
+        self.bins = bins
+
     def load(self, path: str | Path) -> list[TVGSample]:
         return read_charades(path)
 
@@ -105,7 +72,7 @@ class CharadesSTA(Benchmark):
 
     def score_sample(self, sample: TVGSample, answer: str, mode: str, num_frames: int) -> dict:
         if mode == "published":
-            span, found = release_span(release_texts(answer).converted)
+            span, found = release_span(release_texts(answer, RELEASE_BINS).converted)
             if span == [0, 0]:
                 return {"id": sample.index, "parsed": {"span": span}, "readable": found, "skipped": True, "scores": {"iou": 0.0}}
             try:
@@ -113,7 +80,7 @@ class CharadesSTA(Benchmark):
             except metrics.ZeroHullError:
                 raise ReleaseCrash(sample.index, f"temporal IoU of the zero-length spans {span} and {list(sample.span)}") from None
             return {"id": sample.index, "parsed": {"span": span}, "readable": True, "skipped": False, "scores": {"iou": iou}}
-        got = find_span(answer, "tvg")
+        got = find_span(answer, "tvg", bins=self.bins)
         if isinstance(got, ParseFailure):
             return {"id": sample.index, "parsed": got.to_dict(), "readable": False, "scores": {"iou": 0.0}}
         iou = float(metrics.temporal_iou([got.start, got.end], sample.span, zero_hull="one"))
@@ -153,4 +120,4 @@ class CharadesSTA(Benchmark):
         ]
 
 
-__all__ = ["CharadesSTA", "PROMPT", "TVGSample", "query_text", "read_charades", "video_file"]
+__all__ = ["CharadesSTA", "PROMPT", "query_text", "video_file"]

@@ -12,6 +12,10 @@ with bin tokens and the same answer after the decimal rewrite read the same:
 
 The number grammar of every release parser: digits with an optional
 ``.digits`` part (no sign, no exponent, no leading dot).
+
+The bin counts are a parameter like everywhere else; published-compatible
+scoring passes :data:`llava_st.protocol.tokens.RELEASE_BINS` (100 per axis),
+the counts the release's parsers assume.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..protocol.answers import to_token_form
-from ..protocol.coords import release_rewrite
+from ..protocol.bins import release_rewrite, to_token_form
+from ..protocol.tokens import BinCounts
 
 _N = r"(\d+(?:\.\d+)?)"
 # span: whitespace may follow "{" and the comma and precede "}", not precede the comma
@@ -40,13 +44,18 @@ class ReleaseTexts:
     integer: str
 
 
-def release_texts(answer: str, num_bins: int = 100) -> ReleaseTexts:
-    """``outputs`` / ``converted_outputs`` / integer rewrite of an answer in either form."""
-    outputs = to_token_form(answer, num_bins)
+def release_texts(answer: str, bins: BinCounts) -> ReleaseTexts:
+    """``outputs`` / ``converted_outputs`` / integer rewrite of an answer in either form.
+
+    Example with 100 bins: ``"{0.12121,0.45455}"`` and ``"{<TEMP-012><TEMP-045>}"``
+    both give outputs ``{<TEMP-012><TEMP-045>}``, converted ``{0.12121,0.45455}``
+    and integer ``{12,45}``.
+    """
+    outputs = to_token_form(answer, bins)
     return ReleaseTexts(
         outputs=outputs,
-        converted=release_rewrite(outputs, num_bins=num_bins),
-        integer=release_rewrite(outputs, num_bins=num_bins, integer=True),
+        converted=release_rewrite(outputs, bins),
+        integer=release_rewrite(outputs, bins, integer=True),
     )
 
 

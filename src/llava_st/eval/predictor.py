@@ -6,18 +6,21 @@
 at temperature 0.01, which is near-greedy but not reproducible), up to 1024 new
 tokens as in the release.
 
-The runner announces the next batch with :meth:`ModelPredictor.prefetch`
-before it asks the current one, so its media are loaded while the model
-generates.
+The runner drives the one prefetching loop of :mod:`llava_st.infer.pipeline`:
+it announces each batch with :meth:`ModelPredictor.prefetch` before it asks
+the one before, so media load on a :class:`~llava_st.infer.pipeline.Prefetcher`
+while the model generates. A sample whose media do not load makes
+:meth:`ModelPredictor.ask_batch` raise a
+:class:`~llava_st.infer.pipeline.BatchError` naming it, carrying the answers of
+the rest of its batch so the runner records them.
 """
 
 from __future__ import annotations
 
 import os
-from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from typing import Sequence
 
+from ..infer.pipeline import BatchError, Prefetcher, answer_loaded
 from .base import Request
 
 
@@ -27,41 +30,40 @@ class ModelPredictor:
     def __init__(self, st, media_workers: int = 2, **generation):
         self.st = st
         self.generation = generation
-        self._pool = ThreadPoolExecutor(max_workers=int(media_workers)) if int(media_workers) > 0 else None
-        self._pending: dict[int, Future] = {}
+        self._loader = Prefetcher(self._prepare, int(media_workers))
 
-    def _ask(self, r: Request):
+    @property
+    def num_frames(self) -> int:
+        """Frames the model samples per video by default (its config's)."""
+        return self.st.num_frames
+
+    def _prepare(self, r: Request):
         from ..infer import Request as AskRequest
 
-        if not Path(r.media.path).exists():
-            raise FileNotFoundError(f"sample {r.sample_id}: media file not found: {r.media.path}")
         video = r.media.kind == "video"
-        return AskRequest(
+        ask = AskRequest(
             media=r.media.path,
             question=r.prompt,
             kind=r.media.kind,
             frame_range=tuple(r.media.split) if (video and r.media.split is not None) else None,
             num_frames=r.media.num_frames if video else None,
         )
+        return self.st.prepare(ask)
 
     def prefetch(self, requests: Sequence[Request]) -> None:
         """Start loading the media of requests that will be asked next."""
-        if self._pool is None:
-            return
-        for r in requests:
-            if r.sample_id not in self._pending:
-                self._pending[r.sample_id] = self._pool.submit(self.st.prepare, self._ask(r))
+        self._loader.prefetch((r.sample_id, r) for r in requests)
 
     def ask_batch(self, requests: Sequence[Request]) -> list[str]:
-        prepared = []
-        for r in requests:
-            future = self._pending.pop(r.sample_id, None)
-            # a load no thread has started yet is done here rather than waited for
-            if future is None or future.cancel():
-                prepared.append(self.st.prepare(self._ask(r)))
-            else:
-                prepared.append(future.result())
-        return self.st.generate_texts(prepared, **self.generation)
+        loaded = self._loader.take([(r.sample_id, r) for r in requests])
+        texts, failures = answer_loaded(loaded, lambda prepared: self.st.generate_texts(prepared, **self.generation))
+        if failures:
+            names = {i: f"sample {requests[i].sample_id} ({requests[i].media.path})" for i in failures}
+            raise BatchError(failures, texts, names) from failures[min(failures)]
+        return texts
+
+    def close(self) -> None:
+        self._loader.close()
 
 
 def load(

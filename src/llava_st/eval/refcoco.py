@@ -1,10 +1,9 @@
 """REC on RefCOCO, RefCOCO+ and RefCOCOg (EVAL-PROTOCOL §1).
 
-Annotation file (``refcoco/refcoco_val.json`` ...): one object with
-``images`` and ``annotations``, two lists paired BY POSITION (their ``id``
-must agree). ``images[i]`` holds ``file_name``, ``width``, ``height`` and the
-referring expression ``caption``; ``annotations[i]["bbox"]`` is ``[x, y, w, h]``
-in pixels. A prediction's ``id`` is the position ``i``.
+Annotation file (``refcoco/refcoco_val.json`` ...): read by
+:mod:`llava_st.data.formats.refcoco` (images and annotations paired by
+position; pixel boxes ``[x, y, w, h]``). A prediction's ``id`` is the
+position ``i``.
 
 Scores: box IoU in normalised coordinates against the ground truth
 ``[x/W, y/H, (x+w)/W, (y+h)/H]``; accuracy at IoU >= 0.5.
@@ -20,25 +19,17 @@ Scores: box IoU in normalised coordinates against the ground truth
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import ConfigError
+from ..data.formats.refcoco import RefSample, read_refcoco
 from ..protocol.answers import ParseFailure, find_box
 from ..protocol.prompts import REC_TEMPLATES
+from ..protocol.tokens import RELEASE_BINS, BinCounts
 from . import metrics
-from .base import (
-    AnnotationError,
-    Benchmark,
-    MediaRequest,
-    Request,
-    as_positive,
-    as_text,
-    as_xywh,
-    load_json,
-    need,
-)
+from .base import Benchmark, MediaRequest, Request
 from .parsing import release_box, release_texts
 
 #: The release's four REC prompt templates (SPEC §3); ``{x}`` is the expression.
@@ -52,62 +43,21 @@ SPLITS = {
 }
 
 
-@dataclass(frozen=True)
-class RefSample:
-    """One referring expression: the image, its size, the expression and the pixel box ``[x, y, w, h]``."""
+def gt_box(sample: RefSample, mode: str) -> list[float]:
+    """Normalised ``xyxy`` ground truth ``[x/W, y/H, (x+w)/W, (y+h)/H]`` as each mode compares it.
 
-    index: int
-    id: object
-    file_name: str
-    width: float
-    height: float
-    caption: str
-    bbox: tuple[float, float, float, float]
-
-    def gt_box(self, mode: str) -> list[float]:
-        """Normalised ``xyxy`` ground truth as each mode compares it."""
-        x, y, w, h = self.bbox
-        raw = [x / self.width, y / self.height, (x + w) / self.width, (y + h) / self.height]
-        if mode == "published":
-            return [_clip01(round(v, 3)) for v in raw]
-        return [_clip01(v) for v in raw]
+    published: each value rounded to 3 decimals, then clipped to [0, 1];
+    canonical: exact, clipped to [0, 1].
+    """
+    x, y, w, h = sample.bbox
+    raw = [x / sample.width, y / sample.height, (x + w) / sample.width, (y + h) / sample.height]
+    if mode == "published":
+        return [_clip01(round(v, 3)) for v in raw]
+    return [_clip01(v) for v in raw]
 
 
 def _clip01(v: float) -> float:
     return v if 0 <= v <= 1 else (0 if v < 0 else 1)
-
-
-def read_refcoco(path: str | Path) -> list[RefSample]:
-    """Read a RefCOCO-family evaluation file (format above).
-
-    Raises:
-        AnnotationError: naming the file, the position and the field.
-    """
-    p = Path(path)
-    data = load_json(p)
-    if not isinstance(data, dict):
-        raise AnnotationError(p, None, "<file>", "must be an object with 'images' and 'annotations'")
-    images = need(data, "images", p, None)
-    anns = need(data, "annotations", p, None)
-    if not isinstance(images, list) or not isinstance(anns, list):
-        raise AnnotationError(p, None, "images/annotations", "must both be lists")
-    if len(images) != len(anns):
-        raise AnnotationError(
-            p, None, "images/annotations", f"must pair by position but have {len(images)} and {len(anns)} entries"
-        )
-    out = []
-    for i, (img, ann) in enumerate(zip(images, anns)):
-        file_name = as_text(need(img, "file_name", p, i, "images[i]."), p, i, "images[i].file_name")
-        width = as_positive(need(img, "width", p, i, "images[i]."), p, i, "images[i].width")
-        height = as_positive(need(img, "height", p, i, "images[i]."), p, i, "images[i].height")
-        caption = as_text(need(img, "caption", p, i, "images[i]."), p, i, "images[i].caption")
-        img_id = need(img, "id", p, i, "images[i].")
-        ann_id = need(ann, "id", p, i, "annotations[i].")
-        if ann_id != img_id:
-            raise AnnotationError(p, i, "annotations[i].id", f"{ann_id!r} differs from images[i].id {img_id!r}")
-        bbox = as_xywh(need(ann, "bbox", p, i, "annotations[i]."), p, i, "annotations[i].bbox")
-        out.append(RefSample(i, img_id, file_name, width, height, caption, bbox))
-    return out
 
 
 class RefCOCO(Benchmark):
@@ -115,10 +65,11 @@ class RefCOCO(Benchmark):
 
     task = "rec"
 
-    def __init__(self, name: str = "refcoco"):
+    def __init__(self, name: str = "refcoco", *, bins: BinCounts):
         if name not in SPLITS:
-            raise ValueError(f"unknown REC benchmark {name!r}; expected one of {sorted(SPLITS)}")
+            raise ConfigError(f"unknown REC benchmark {name!r}; expected one of {sorted(SPLITS)}")
         self.name = name
+        self.bins = bins
 
     def load(self, path: str | Path) -> list[RefSample]:
         return read_refcoco(path)
@@ -133,14 +84,14 @@ class RefCOCO(Benchmark):
         return Request(sample.index, prompt, MediaRequest("image", path, None, 1))
 
     def score_sample(self, sample: RefSample, answer: str, mode: str, num_frames: int) -> dict:
-        gt = sample.gt_box(mode)
+        gt = gt_box(sample, mode)
         if mode == "published":
-            pred = release_box(release_texts(answer).converted)
+            pred = release_box(release_texts(answer, RELEASE_BINS).converted)
             if pred is None:
                 return {"id": sample.index, "parsed": {"box": None}, "readable": False, "counted": False, "scores": {"iou": None}}
             iou = float(metrics.box_iou(gt, pred))
             return {"id": sample.index, "parsed": {"box": pred}, "readable": True, "counted": True, "scores": {"iou": iou}}
-        box = find_box(answer, "rec")
+        box = find_box(answer, "rec", bins=self.bins)
         if isinstance(box, ParseFailure):
             return {"id": sample.index, "parsed": box.to_dict(), "readable": False, "scores": {"iou": 0.0}}
         iou = float(metrics.box_iou(gt, box.xyxy))
@@ -179,4 +130,4 @@ class RefCOCO(Benchmark):
         ]
 
 
-__all__ = ["PROMPTS", "RefCOCO", "RefSample", "SPLITS", "read_refcoco"]
+__all__ = ["PROMPTS", "RefCOCO", "SPLITS", "gt_box"]

@@ -16,12 +16,21 @@ A run (see :func:`run_eval`):
    empty folder; ``resume`` continues the run recorded there (same benchmark,
    data, mode, frames and seed) and skips every id already recorded by any
    rank, tolerating a last line cut short by a kill;
-3. asks the predictor batch by batch and appends one record per sample
-   (id, prompt, raw answer, parsed result, per-sample scores) to its own
-   file, flushed and synced after every batch (:mod:`llava_st.eval.store`);
+3. asks the predictor batch by batch through the prefetching loop of
+   :func:`llava_st.infer.pipeline.pipelined` (each batch is announced to the
+   predictor's ``prefetch``, when it has one, before the batch ahead of it is
+   asked) and appends one record per sample (id, prompt, raw answer, parsed
+   result, per-sample scores) to its own file, flushed and synced after every
+   batch (:mod:`llava_st.eval.store`). When some media of a batch do not load
+   (:class:`~llava_st.infer.pipeline.BatchError`), the rest of the batch is
+   recorded before the error ends the run;
 4. on rank 0, waits until every id is recorded, writes ``predictions.jsonl``
    (all records in id order) and the report (``report.json``, ``report.md``),
    computed from the recorded answers exactly as ``llava-st score`` computes it.
+
+Frames: a video is sampled at ``num_frames`` frames; by default the
+predictor's own count (its ``num_frames`` attribute: the model's configured
+``T``), else the release's 100. Published-compatible runs always sample 100.
 
 Prompts: canonical mode draws each sample's template from a generator seeded
 with ``(seed, benchmark, id)``, so a prompt never depends on the rank, the
@@ -34,10 +43,14 @@ import json
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, Sequence, runtime_checkable
 
+from ..config import LlavaSTConfig
+from ..errors import ConfigError, EvalError
+from ..infer.pipeline import BatchError, pipelined
+from ..protocol.tokens import BinCounts
 from .base import ReleaseCrash, Request, check_mode
 from .benchmarks import get_benchmark
 from .report import markdown
@@ -60,6 +73,13 @@ from .store import (
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 
+#: Frames per video of the released model, which published-compatible runs must use.
+RELEASE_NUM_FRAMES: int = LlavaSTConfig.__dataclass_fields__["num_frames"].default
+
+
+class PredictorError(EvalError, RuntimeError):
+    """The predictor broke the runner's interface (wrong number or type of answers)."""
+
 
 @runtime_checkable
 class Predictor(Protocol):
@@ -70,8 +90,9 @@ class Predictor(Protocol):
         ...
 
 
-# A predictor may also have ``prefetch(requests)``: the runner calls it with the next
-# batch before asking the current one, so media can load while the model generates.
+# A predictor may also have ``prefetch(requests)``: the runner calls it with each batch
+# before it asks the one before, so media can load while the model generates; and
+# ``num_frames``: the frames per video it samples when the run does not say.
 
 
 @dataclass
@@ -83,9 +104,13 @@ class EvalConfig:
         data: the annotation file.
         media_root: folder the file's image/video paths are relative to.
         out_dir: the run folder (see :mod:`llava_st.eval.store`).
+        bins: the model's bin counts (``config.coords.bins``), with which canonical
+            mode reads answers (published mode reads with the release's).
         mode: ``"canonical"`` or ``"published"``.
         split: RefCOCO split, for the published comparison.
-        num_frames: frames sampled per video.
+        num_frames: frames sampled per video; ``None``: the predictor's ``num_frames``
+            (the model's own), or :data:`RELEASE_NUM_FRAMES` (published mode, or a
+            predictor that has none); see :func:`resolve_num_frames`.
         batch_size: requests per ``ask_batch`` call.
         limit: score only the first ``limit`` ids of the evaluated set.
         resume: continue the run recorded in ``out_dir``.
@@ -99,9 +124,10 @@ class EvalConfig:
     data: Path
     media_root: Path
     out_dir: Path
+    bins: BinCounts
     mode: str = "canonical"
     split: str | None = None
-    num_frames: int = 100
+    num_frames: int | None = None
     batch_size: int = 8
     limit: int | None = None
     resume: bool = False
@@ -123,6 +149,15 @@ class EvalConfig:
         }
 
 
+def resolve_num_frames(cfg: EvalConfig, predictor: Any = None) -> EvalConfig:
+    """``cfg`` with its frame count decided: the one given, else :data:`RELEASE_NUM_FRAMES` in
+    published mode, else the predictor's ``num_frames``, else :data:`RELEASE_NUM_FRAMES`."""
+    if cfg.num_frames is not None:
+        return cfg
+    own = getattr(predictor, "num_frames", None) if cfg.mode != "published" else None
+    return replace(cfg, num_frames=int(own) if own is not None else RELEASE_NUM_FRAMES)
+
+
 def prompt_rng(seed: int, bench: str, sample_id: int, mode: str) -> random.Random:
     """The generator that picks a sample's prompt template: seeded per sample, or unseeded (published mode)."""
     if mode == "published":
@@ -134,12 +169,17 @@ def run_eval(predictor: Predictor, cfg: EvalConfig, env: DistEnv | None = None) 
     """Run one benchmark through ``predictor``; return the report on rank 0 (``None`` on other ranks).
 
     Raises:
+        ConfigError: settings that cannot hold together.
         AnnotationError: a malformed annotation file.
-        RuntimeError: the output folder is not usable (on every rank alike).
-        StoreError: corrupt record files, or other ranks' records missing after ``wait_timeout_s``.
+        StoreError: the output folder is not usable (on every rank alike), corrupt
+            record files, or other ranks' records missing after ``wait_timeout_s``.
+        BatchError: media of some samples did not load (named in the message; the
+            rest of their batch is recorded).
+        PredictorError: the predictor answered the wrong number or type of answers.
         ReleaseCrash: published mode on a set where the released scorer crashes
             (the records and ``predictions.jsonl`` are written first).
     """
+    cfg = resolve_num_frames(cfg, predictor)
     bench, samples = _load(cfg)
     env = env or dist_env()
     ids = select_ids(bench, len(samples), cfg.mode, cfg.limit)
@@ -147,7 +187,7 @@ def run_eval(predictor: Predictor, cfg: EvalConfig, env: DistEnv | None = None) 
 
     coord = Coordinator(env)
     try:
-        coord.agree(_folder_problem(out, cfg))
+        _agree(coord, _folder_problem(out, cfg))
         out.mkdir(parents=True, exist_ok=True)
         problem = None
         if env.rank == 0 and read_manifest(out) is None:
@@ -155,7 +195,7 @@ def run_eval(predictor: Predictor, cfg: EvalConfig, env: DistEnv | None = None) 
                 write_manifest(out, cfg.manifest())
             except OSError as exc:
                 problem = f"cannot write {out / MANIFEST}: {exc}"
-        coord.agree(problem)  # nobody writes records before the manifest exists
+        _agree(coord, problem)  # nobody writes records before the manifest exists
         own = shard_path(out, env.rank, env.world_size)
         read_records(own, repair=True)  # cut a line a kill left half-written
         done = set(finished(out))
@@ -169,27 +209,41 @@ def run_eval(predictor: Predictor, cfg: EvalConfig, env: DistEnv | None = None) 
         coord.close()
 
 
+def _agree(coord: Coordinator, problem: str | None) -> None:
+    """Every rank stops with the same :class:`StoreError` when any rank found a problem with the folder."""
+    try:
+        coord.agree(problem)
+    except RuntimeError as exc:  # the coordinator's way of saying that some rank has a problem
+        raise StoreError(str(exc)) from None
+
+
 def _load(cfg: EvalConfig):
     """Check the settings and read the annotation file: ``(benchmark, samples)``."""
     check_mode(cfg.mode)
     if cfg.batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {cfg.batch_size}")
-    if cfg.mode == "published" and cfg.num_frames != 100:
-        raise ValueError("published-compatible runs sample 100 frames, as the release; do not change num_frames")
-    bench = get_benchmark(cfg.bench)
+        raise ConfigError(f"batch_size must be >= 1, got {cfg.batch_size}")
+    if cfg.num_frames is not None and cfg.num_frames < 1:
+        raise ConfigError(f"num_frames must be >= 1, got {cfg.num_frames}")
+    if cfg.mode == "published" and cfg.num_frames not in (None, RELEASE_NUM_FRAMES):
+        raise ConfigError(
+            f"published-compatible runs sample {RELEASE_NUM_FRAMES} frames, as the release; do not change num_frames"
+        )
+    bench = get_benchmark(cfg.bench, bins=cfg.bins)
     return bench, bench.load(cfg.data)
 
 
 def preflight(cfg: EvalConfig) -> None:
     """Every check of :func:`run_eval` that needs no model (settings, annotation file, output
     folder), so that a command line can fail before it spends minutes loading a model.
+    With ``num_frames=None`` (decided by the predictor) a resumed run's frame
+    count is checked by :func:`run_eval` only.
 
     Raises what :func:`run_eval` raises for the same problems.
     """
     _load(cfg)
     problem = _folder_problem(Path(cfg.out_dir), cfg)
     if problem:
-        raise RuntimeError(problem)
+        raise StoreError(problem)
 
 
 def _folder_problem(out: Path, cfg: EvalConfig) -> str | None:
@@ -207,6 +261,8 @@ def _folder_problem(out: Path, cfg: EvalConfig) -> str | None:
             return f"{out} holds records but no {MANIFEST}: it is not a run folder of this runner"
         return None
     want = cfg.manifest()
+    if cfg.num_frames is None:  # not decided yet (preflight): run_eval checks it
+        del want["num_frames"]
     diff = [k for k in want if manifest.get(k) != want[k]]
     if diff:
         return (
@@ -231,29 +287,32 @@ def _run_shard(predictor: Predictor, bench, samples: list, todo: list[int], own:
     )
     start = time.perf_counter()
     try:
-        batches = [todo[b : b + cfg.batch_size] for b in range(0, len(todo), cfg.batch_size)]
+        batches = (todo[b : b + cfg.batch_size] for b in range(0, len(todo), cfg.batch_size))
 
-        def make(batch: list[int]) -> list[Request]:
-            return [
+        def make(batch: list[int]) -> tuple[list[int], list[Request]]:
+            return batch, [
                 bench.request(samples[i], cfg.mode, prompt_rng(cfg.seed, cfg.bench, i, cfg.mode), cfg.media_root, cfg.num_frames)
                 for i in batch
             ]
 
+        def ask(made: tuple[list[int], list[Request]]) -> tuple[Any, BatchError | None]:
+            try:
+                return predictor.ask_batch(made[1]), None
+            except BatchError as exc:  # some media did not load: keep the answers of the others
+                return exc.results, exc
+
         prefetch = getattr(predictor, "prefetch", None)
-        upcoming = make(batches[0]) if batches else []
+        announce = None if prefetch is None else (lambda made: prefetch(made[1]))
         with ShardWriter(own) as writer:
-            for k, batch in enumerate(batches):
-                requests = upcoming
-                if k + 1 < len(batches):
-                    upcoming = make(batches[k + 1])
-                    if prefetch is not None:
-                        prefetch(upcoming)  # the next batch's media load while this one generates
-                answers = predictor.ask_batch(requests)
+            for (batch, requests), (answers, failed) in pipelined(map(make, batches), ask, announce):
                 if not isinstance(answers, (list, tuple)) or len(answers) != len(requests):
                     got = len(answers) if isinstance(answers, (list, tuple)) else type(answers).__name__
-                    raise RuntimeError(f"the predictor answered {got} for {len(requests)} requests")
-                writer.write(_record(bench, samples[i], req, ans, cfg) for i, req, ans in zip(batch, requests, answers))
-                bar.update(len(batch))
+                    raise PredictorError(f"the predictor answered {got} for {len(requests)} requests")
+                done = [(i, req, ans) for i, req, ans in zip(batch, requests, answers) if failed is None or ans is not None]
+                writer.write(_record(bench, samples[i], req, ans, cfg) for i, req, ans in done)
+                bar.update(len(done))
+                if failed is not None:
+                    raise failed
     finally:
         bar.close()
     if todo and cfg.progress:
@@ -266,7 +325,7 @@ def _run_shard(predictor: Predictor, bench, samples: list, todo: list[int], own:
 
 def _record(bench, sample, req: Request, answer: Any, cfg: EvalConfig) -> dict[str, Any]:
     if not isinstance(answer, str):
-        raise RuntimeError(f"the predictor answered {type(answer).__name__} for sample {req.sample_id}, not text")
+        raise PredictorError(f"the predictor answered {type(answer).__name__} for sample {req.sample_id}, not text")
     rec: dict[str, Any] = {"id": req.sample_id, "prompt": req.prompt, "media": asdict(req.media), "answer": answer}
     try:
         scored = bench.score_sample(sample, answer, cfg.mode, cfg.num_frames)
@@ -315,4 +374,15 @@ def _finish(bench, samples: list, records: dict[int, dict[str, Any]], out: Path,
     return report
 
 
-__all__ = ["EvalConfig", "Predictor", "REPORT_JSON", "REPORT_MD", "prompt_rng", "run_eval"]
+__all__ = [
+    "RELEASE_NUM_FRAMES",
+    "REPORT_JSON",
+    "REPORT_MD",
+    "EvalConfig",
+    "Predictor",
+    "PredictorError",
+    "preflight",
+    "prompt_rng",
+    "resolve_num_frames",
+    "run_eval",
+]

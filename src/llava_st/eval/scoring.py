@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from ..errors import ConfigError
 from .base import Benchmark, PredictionError, check_mode, mode_label
 from .report import comparison
 
@@ -60,7 +61,7 @@ def select_ids(bench: Benchmark, num_samples: int, mode: str, limit: int | None 
     ids = bench.evaluated_ids(num_samples, mode)
     if limit is not None:
         if limit < 0:
-            raise ValueError(f"limit must be >= 0, got {limit}")
+            raise ConfigError(f"limit must be >= 0, got {limit}")
         ids = ids[:limit]
     return ids
 
@@ -90,7 +91,7 @@ def score(
     """
     check_mode(mode)
     if mode == "published" and num_frames != 100:
-        raise ValueError("published-compatible scoring samples 100 frames, as the release; do not change num_frames")
+        raise ConfigError("published-compatible scoring samples 100 frames, as the release; do not change num_frames")
     n = len(samples)
     unknown = sorted(i for i in answers if not 0 <= i < n)
     if unknown:

@@ -19,6 +19,7 @@ import datetime
 import os
 from dataclasses import dataclass
 from typing import Mapping, Sequence, TypeVar
+from ..errors import ConfigError, EvalError
 
 T = TypeVar("T")
 
@@ -45,15 +46,15 @@ def dist_env(environ: Mapping[str, str] | None = None) -> DistEnv:
         try:
             return int(raw)
         except ValueError:
-            raise ValueError(f"environment variable {name}={raw!r} is not a whole number") from None
+            raise ConfigError(f"environment variable {name}={raw!r} is not a whole number") from None
 
     world = read("WORLD_SIZE", 1)
     rank = read("RANK", 0)
     local = read("LOCAL_RANK", rank)
     if world < 1:
-        raise ValueError(f"WORLD_SIZE must be >= 1, got {world}")
+        raise ConfigError(f"WORLD_SIZE must be >= 1, got {world}")
     if not 0 <= rank < world:
-        raise ValueError(f"RANK {rank} is outside 0..{world - 1} (WORLD_SIZE={world})")
+        raise ConfigError(f"RANK {rank} is outside 0..{world - 1} (WORLD_SIZE={world})")
     return DistEnv(rank, world, local)
 
 
@@ -66,8 +67,12 @@ def shard(ids: Sequence[T], rank: int, world_size: int) -> list[T]:
         [1, 3]
     """
     if not 0 <= rank < world_size:
-        raise ValueError(f"rank {rank} is outside 0..{world_size - 1}")
+        raise ConfigError(f"rank {rank} is outside 0..{world_size - 1}")
     return list(ids[rank::world_size])
+
+
+class ShardError(EvalError, RuntimeError):
+    """The processes of a sharded run cannot meet, or one of them refuses the run."""
 
 
 class Coordinator:
@@ -87,11 +92,11 @@ class Coordinator:
         import torch.distributed as dist
 
         if not dist.is_available():
-            raise RuntimeError("a sharded evaluation needs torch.distributed, which this torch build lacks")
+            raise ShardError("a sharded evaluation needs torch.distributed, which this torch build lacks")
         if not dist.is_initialized():
             missing = [v for v in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(v)]
             if missing:
-                raise RuntimeError(
+                raise ShardError(
                     f"WORLD_SIZE={env.world_size} but {', '.join(missing)} is not set: start sharded runs with "
                     "torchrun or accelerate launch"
                 )
@@ -103,14 +108,14 @@ class Coordinator:
             )
             self._own_group = True
         elif dist.get_world_size() != env.world_size or dist.get_rank() != env.rank:
-            raise RuntimeError(
+            raise ShardError(
                 f"the initialised process group (rank {dist.get_rank()} of {dist.get_world_size()}) disagrees with "
                 f"RANK={env.rank}, WORLD_SIZE={env.world_size}"
             )
         self._dist = dist
 
     def agree(self, problem: str | None) -> None:
-        """Share each rank's problem; raise ``RuntimeError`` on every rank if any rank has one."""
+        """Share each rank's problem; raise :class:`ShardError` on every rank if any rank has one."""
         if self._dist is None:
             problems = [problem]
         else:
@@ -118,7 +123,7 @@ class Coordinator:
             self._dist.all_gather_object(problems, problem)
         found = [f"rank {r}: {p}" for r, p in enumerate(problems) if p]
         if found:
-            raise RuntimeError("; ".join(found))
+            raise ShardError("; ".join(found))
 
     def close(self) -> None:
         if self._own_group and self._dist is not None and self._dist.is_initialized():

@@ -1,12 +1,9 @@
 """ST-Align: STVG (task 0), SVG (task 1) and ELC (task 2) (EVAL-PROTOCOL §3).
 
 Annotation file (``st-align/{stvg,svg,elc}.json``; ST-Synth's evaluation files
-use the same format): a JSON list; each item holds ``video_path``,
-``meta.width``/``meta.height`` (pixels), ``meta.split`` ``[a, b]`` (inclusive
-absolute frames), ``meta.time_token`` ``{"<s>": frame, "<e>": frame}``,
-``meta.spatial_token`` ``{"<bboxes>": {"frame": [x, y, w, h]}, other: [x, y, w, h]}``
-(pixels) and ``conversations`` ``[human, gpt]`` whose human text carries
-``<video>`` and the token names. The gpt text is used for the ELC caption only.
+use the same format): read by :mod:`llava_st.data.formats.st_align`
+(absolute frame numbers, pixel boxes ``[x, y, w, h]``, the human text with
+``<video>`` and the token names; the gpt text is used for the ELC caption only).
 
 Sampled frames: ``T`` frames over the split (SPEC §2.1); a ground-truth box
 counts only on a sampled frame. An answer's track key ``k`` (time bin of
@@ -27,38 +24,37 @@ against float, unclipped truth, keyed by frame-number strings; keys
 
 Canonical mode: every item; canonical parser; ELC span = [start given in the
 prompt, time after ``Ends in``]; float pixels against truth clipped to the
-frame, per sampled frame; SVG reports no temporal score; an empty truth track
-with an empty prediction scores 1; keys ``m_tIoU``, ``tIoU@x``, ``m_sIoU``,
-``sIoU@x``, ``m_vIoU``, ``vIoU@x`` and caption scores, all in percent.
+frame, per sampled frame NUMBER; SVG reports no temporal score; an empty truth
+track with an empty prediction scores 1; keys ``m_tIoU``, ``tIoU@x``,
+``m_sIoU``, ``sIoU@x``, ``m_vIoU``, ``vIoU@x`` and caption scores, all in percent.
+
+Short splits (fewer frames than the ``T`` sampled, e.g. T = 100 on 40 frames):
+several sampled times are the same frame, and a model that answers one box
+per sampled time gives that frame several slightly different boxes under
+different keys. Canonical mode scores the frame once, with the MEAN of its
+boxes (:func:`frame_boxes`); the release keeps the last key's box. One key
+written twice with different boxes stays unreadable (the parser's rule:
+which box the key means cannot be known).
 """
 
 from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..protocol.answers import ParseFailure, find_elc_caption, find_end, find_span, find_track
+from ..errors import ConfigError
+from ..data.formats import AnnotationError
+from ..data.formats.st_align import STSample, read_st_align
+from ..protocol.answers import ParseFailure, Track, find_elc_caption, find_end, find_span, find_track
 from ..protocol.timebase import Timeline, sample_frame_indices
 from ..protocol.prompts import ELC_SUFFIX, SPAN_PHRASES, STVG_SUFFIX, SVG_SUFFIX
+from ..protocol.tokens import BinCounts
 from . import metrics
-from .base import (
-    AnnotationError,
-    Benchmark,
-    MediaRequest,
-    ReleaseCrash,
-    Request,
-    as_frame,
-    as_positive,
-    as_text,
-    as_xywh,
-    load_json_list,
-    need,
-)
+from .base import Benchmark, MediaRequest, ReleaseCrash, Request
 from .captions import caption_scores, release_caption_scores
 from .parsing import release_end_caption, release_pairs, release_span, release_texts
 
@@ -74,105 +70,27 @@ RELEASE_FRAMES = 100
 #: Time bins of the release: a track key k means k / (BINS - 1).
 BINS = 100
 THRESHOLDS = (0.3, 0.5, 0.7)
-_FRAME_KEY_RE = re.compile(r"\d+\Z")
 _SPAN_TEXT_RE = re.compile(r"{\s*(\d+(?:\.\d+)?)\,\s*(\d+(?:\.\d+)?)\s*}")
 
 
-@dataclass(frozen=True)
-class STSample:
-    """One ST-Align item, as read (pixel boxes ``[x, y, w, h]``, absolute frame numbers)."""
+def norm_time(sample: STSample, frame: int) -> float:
+    """An absolute frame as a time of the clip: ``round((f - a) / (b - a), 3)`` over the split ``[a, b]``.
 
-    index: int
-    video_path: str
-    width: float
-    height: float
-    split: tuple[int, int]
-    time_tokens: dict[str, int]
-    track: dict[str, tuple[float, float, float, float]]  # frame-number string -> xywh (file's keys)
-    boxes: dict[str, tuple[float, float, float, float]]  # other spatial tokens -> xywh
-    human: str
-    gpt: str
-    spatial_order: tuple[str, ...] = field(default=())  # spatial_token keys in file order
+    A one-frame split (a = b) has the single time 0 (the release divides by zero).
+    """
+    a, b = sample.split
+    if b == a:
+        return 0.0
+    return round((frame - a) / (b - a), 3)
 
-    # -- normalisation shared by prompt and scoring
 
-    def norm_time(self, frame: int) -> float:
-        """``round((f - a) / (b - a), 3)``; a one-frame split (a = b) has the single time 0."""
-        a, b = self.split
-        if b == a:
-            return 0.0
-        return round((frame - a) / (b - a), 3)
-
-    def gt_span(self) -> list[float]:
-        return [self.norm_time(self.time_tokens["<s>"]), self.norm_time(self.time_tokens["<e>"])]
+def gt_span(sample: STSample) -> list[float]:
+    """The truth span ``[<s>, <e>]`` as clip times (:func:`norm_time`)."""
+    return [norm_time(sample, sample.time_tokens["<s>"]), norm_time(sample, sample.time_tokens["<e>"])]
 
 
 def _xyxy(b: tuple[float, float, float, float]) -> list[float]:
     return [b[0], b[1], b[0] + b[2], b[1] + b[3]]
-
-
-def read_st_align(path: str | Path) -> list[STSample]:
-    """Read an ST-Align (or ST-Synth) evaluation file (format above).
-
-    Raises:
-        AnnotationError: naming the file, the position and the field.
-    """
-    p = Path(path)
-    data = load_json_list(p)
-    return [_read_item(p, i, item) for i, item in enumerate(data)]
-
-
-def _read_item(p: Path, i: int, item: Any) -> STSample:
-    video = as_text(need(item, "video_path", p, i), p, i, "video_path")
-    meta = need(item, "meta", p, i)
-    width = as_positive(need(meta, "width", p, i, "meta."), p, i, "meta.width")
-    height = as_positive(need(meta, "height", p, i, "meta."), p, i, "meta.height")
-    split = need(meta, "split", p, i, "meta.")
-    if not isinstance(split, (list, tuple)) or len(split) != 2:
-        raise AnnotationError(p, i, "meta.split", f"must be [first, last] frame numbers, got {split!r}")
-    a, b = (as_frame(v, p, i, "meta.split") for v in split)
-    if b < a:
-        raise AnnotationError(p, i, "meta.split", f"{list(split)} ends before it starts")
-    tt = need(meta, "time_token", p, i, "meta.")
-    if not isinstance(tt, dict):
-        raise AnnotationError(p, i, "meta.time_token", "must be an object {name: frame}")
-    times: dict[str, int] = {}
-    for name, frame in tt.items():
-        f = as_frame(frame, p, i, f"meta.time_token.{name}")
-        if not a <= f <= b:
-            raise AnnotationError(p, i, f"meta.time_token.{name}", f"frame {f} is outside the split [{a}, {b}]")
-        times[name] = f
-    for name in ("<s>", "<e>"):
-        if name not in times:
-            raise AnnotationError(p, i, f"meta.time_token.{name}", "missing")
-    if times["<e>"] < times["<s>"]:
-        raise AnnotationError(p, i, "meta.time_token", f"<e> ({times['<e>']}) is before <s> ({times['<s>']})")
-    st = need(meta, "spatial_token", p, i, "meta.")
-    if not isinstance(st, dict):
-        raise AnnotationError(p, i, "meta.spatial_token", "must be an object")
-    raw_track = need(st, "<bboxes>", p, i, "meta.spatial_token.")
-    if not isinstance(raw_track, dict):
-        raise AnnotationError(p, i, "meta.spatial_token.<bboxes>", "must be an object {frame: [x, y, w, h]}")
-    track = {}
-    for key, box in raw_track.items():
-        fld = f"meta.spatial_token.<bboxes>.{key}"
-        if not isinstance(key, str) or not _FRAME_KEY_RE.match(key):
-            raise AnnotationError(p, i, fld, "frame key must be a whole frame number")
-        track[key] = as_xywh(box, p, i, fld)
-    boxes = {}
-    for key, box in st.items():
-        if key == "<bboxes>":
-            continue
-        if isinstance(box, dict):
-            # a second per-frame dict: the release filters it but never uses it
-            continue
-        boxes[key] = as_xywh(box, p, i, f"meta.spatial_token.{key}")
-    conv = need(item, "conversations", p, i)
-    if not isinstance(conv, list) or len(conv) < 2:
-        raise AnnotationError(p, i, "conversations", "must be [human, gpt] turns")
-    human = as_text(need(conv[0], "value", p, i, "conversations[0]."), p, i, "conversations[0].value")
-    gpt = as_text(need(conv[1], "value", p, i, "conversations[1]."), p, i, "conversations[1].value", allow_empty=True)
-    return STSample(i, video, width, height, (a, b), times, track, boxes, human, gpt, tuple(st.keys()))
 
 
 # ----------------------------------------------------------------- prompt
@@ -196,7 +114,7 @@ def build_prompt(sample: STSample, task: str, phrase: str) -> str:
             text = text.replace(key, str([min(max(v, 0.0), 1.0) for v in vals]))
     for key, frame in sample.time_tokens.items():
         if key in text:
-            text = text.replace(key, str(sample.norm_time(frame)))
+            text = text.replace(key, str(norm_time(sample, frame)))
     text += SUFFIXES[task]
 
     def error_if_empty(m: re.Match) -> str:
@@ -211,11 +129,12 @@ def build_prompt(sample: STSample, task: str, phrase: str) -> str:
 class STAlign(Benchmark):
     """One ST-Align task: ``stvg``, ``svg`` or ``elc``."""
 
-    def __init__(self, task: str):
+    def __init__(self, task: str, *, bins: BinCounts):
         if task not in TASK_IDS:
-            raise ValueError(f"unknown ST-Align task {task!r}; expected one of {sorted(TASK_IDS)}")
+            raise ConfigError(f"unknown ST-Align task {task!r}; expected one of {sorted(TASK_IDS)}")
         self.name = task
         self.task = task
+        self.bins = bins
 
     def load(self, path: str | Path) -> list[STSample]:
         samples = read_st_align(path)
@@ -255,7 +174,7 @@ class STAlign(Benchmark):
         if d == 1:
             raise ReleaseCrash(s.index, "one-frame split: the release divides by zero while building the sample")
         frame_idx = set(sample_frame_indices(a, b, RELEASE_FRAMES).tolist())
-        texts = release_texts(answer, BINS)
+        texts = release_texts(answer, BinCounts.uniform(BINS))
         span, found = release_span(texts.converted)
         pairs = release_pairs(texts.integer)
         for k in pairs:
@@ -292,15 +211,15 @@ class STAlign(Benchmark):
         scores: dict[str, float] = {}
         # time
         if self.task != "svg":
-            g = s.gt_span()
+            g = gt_span(s)
             if self.task == "stvg":
-                got = find_span(answer, "stvg", BINS)
+                got = find_span(answer, "stvg", bins=self.bins)
                 pred_span = None if isinstance(got, ParseFailure) else [got.start, got.end]
                 if isinstance(got, ParseFailure):
                     problems.append(got.reason)
             else:
-                end = find_end(answer, "elc", BINS)
-                start = s.norm_time(s.time_tokens["<s>"])
+                end = find_end(answer, "elc", bins=self.bins)
+                start = norm_time(s, s.time_tokens["<s>"])
                 pred_span = None if isinstance(end, ParseFailure) else [start, end.value]
                 if isinstance(end, ParseFailure):
                     problems.append(end.reason)
@@ -310,7 +229,7 @@ class STAlign(Benchmark):
             else:
                 scores["tiou"] = float(metrics.temporal_iou(pred_span, g, zero_hull="one"))
         # space: per sampled frame NUMBER (a short split samples a frame several times; it
-        # counts once), truth clipped to the frame, prediction in float pixels
+        # counts once, see frame_boxes), truth clipped to the frame, prediction in float pixels
         by_frame = {int(k): box for k, box in s.track.items()}
         gt = {}
         for f in sorted(set(tl.frame_ids or ())):
@@ -318,31 +237,23 @@ class STAlign(Benchmark):
             if box is not None:
                 x1, y1, x2, y2 = _xyxy(box)
                 gt[f] = [min(max(x1, 0.0), s.width), min(max(y1, 0.0), s.height), min(max(x2, 0.0), s.width), min(max(y2, 0.0), s.height)]
-        track = find_track(answer, self.task, BINS, timeline=tl)
+        track = find_track(answer, self.task, bins=self.bins, timeline=tl)
         if isinstance(track, ParseFailure):
             problems.append(track.reason)
             parsed["boxes"] = None
             scores["siou"] = scores["viou"] = 0.0
         else:
-            pred: dict[int, list[float]] = {}
-            conflict = None
-            for fr in track.frames:
-                box = list(fr.box.pixels)  # type: ignore[arg-type]
-                if fr.frame_id in pred and pred[fr.frame_id] != box:
-                    conflict = f"track keys name frame {fr.frame_id} twice with different boxes"
-                pred[fr.frame_id] = box  # type: ignore[index]
+            pred, averaged = frame_boxes(track)
             parsed["boxes"] = {str(k): v for k, v in pred.items()}
-            if conflict:
-                problems.append(conflict)
-                scores["siou"] = scores["viou"] = 0.0
-            else:
-                siou, viou, _ = metrics.track_scores(gt, pred, empty_both=1.0)
-                scores["siou"], scores["viou"] = siou, viou
+            if averaged:
+                parsed["averaged_frames"] = averaged
+            siou, viou, _ = metrics.track_scores(gt, pred, empty_both=1.0)
+            scores["siou"], scores["viou"] = siou, viou
         if parsed.get("boxes") == {}:
             problems.append("no 'key: [x1, y1, x2, y2]' frame boxes found")
         hypothesis = None
         if self.task == "elc":
-            cap = find_elc_caption(answer, "elc", BINS)
+            cap = find_elc_caption(answer, "elc", bins=self.bins)
             if isinstance(cap, ParseFailure):
                 problems.append(cap.reason)
                 hypothesis = ""
@@ -421,9 +332,11 @@ class STAlign(Benchmark):
             return out
         out = [
             "every item of the file is scored (the release: the first 2000)",
-            "answers read by the canonical parser (commas and/or spaces between values; a key written twice "
+            "answers read by the canonical parser (commas and/or spaces between values; one key written twice "
             "with different boxes makes the track unreadable)",
-            "boxes compared in float pixels (not rounded) against truth clipped to the frame, per sampled frame",
+            "boxes compared in float pixels (not rounded) against truth clipped to the frame, per sampled frame "
+            "number: a frame sampled several times (a split shorter than the sampled count) counts once, and "
+            "when different keys give it different boxes their mean box is scored (the release: the last key's box)",
             "m_sIoU / sIoU@x: mean IoU over the frames present in both tracks (the release's msiou / siou@x); "
             "m_vIoU / vIoU@x: the IoU sum divided by the frames present in either (the release's mstiou / viou@x)",
             "an empty truth track (no ground-truth box on a sampled frame) with an empty prediction scores 1, "
@@ -442,6 +355,36 @@ class STAlign(Benchmark):
         if self.task == "svg":
             out.append("SVG has no temporal score (the span is given in the prompt)")
         return out
+
+
+def frame_boxes(track: Track) -> tuple[dict[int, list[float]], dict[str, int]]:
+    """One pixel box per sampled frame NUMBER of a canonical track, and the frames whose boxes were averaged.
+
+    A split shorter than the sampled count (T = 100 on a 40-frame clip)
+    samples a frame several times, and the model answers one box per sampled
+    time, so different keys name the same frame, usually with slightly
+    different boxes. Canonical scoring keeps the frame as the unit (a frame of
+    truth counts once in sIoU and vIoU) and takes the MEAN of the boxes given
+    for it, coordinate by coordinate (equal boxes stay as they are). Returns
+    ``({frame: [x1, y1, x2, y2]}, {"frame": number of boxes averaged})``.
+
+    Example (T = 100 over frames 0..39): keys 2 and 3 both name frame 1;
+    ``[10, 10, 20, 20]`` and ``[12, 10, 22, 20]`` give frame 1 the box
+    ``[11, 10, 21, 20]``. (One key written twice with different boxes is not
+    this case: the parser refuses such a track.)
+    """
+    given: dict[int, list[tuple[float, float, float, float]]] = {}
+    for fr in track.frames:
+        given.setdefault(fr.frame_id, []).append(tuple(fr.box.pixels))  # type: ignore[arg-type]
+    pred: dict[int, list[float]] = {}
+    averaged: dict[str, int] = {}
+    for frame, boxes in given.items():
+        if len(set(boxes)) == 1:
+            pred[frame] = list(boxes[0])
+        else:
+            pred[frame] = [float(v) for v in np.mean(np.asarray(boxes, dtype=np.float64), axis=0)]
+            averaged[str(frame)] = len(boxes)
+    return pred, averaged
 
 
 _CANONICAL_CAPTION = {
@@ -473,10 +416,11 @@ __all__ = [
     "PUBLISHED_LIMIT",
     "SPAN_PHRASES",
     "STAlign",
-    "STSample",
     "SUFFIXES",
     "TASK_IDS",
     "build_prompt",
     "canonical_reference",
-    "read_st_align",
+    "frame_boxes",
+    "gt_span",
+    "norm_time",
 ]

@@ -8,9 +8,8 @@ catch "this input is unusable" can catch :class:`MediaError`.
 """
 
 from __future__ import annotations
+
 from ..errors import MediaError
-
-
 
 
 class MediaNotFoundError(MediaError):
@@ -39,3 +38,9 @@ class FrameRangeError(MediaError):
 
 class FrameCountError(MediaError):
     """The number of frames to sample is not an integer >= 1."""
+
+
+class MediaKindError(MediaError):
+    """The media is an image where a video is needed, or a video where an image
+    is needed (a task that only applies to one of them, or a forced ``kind``
+    that contradicts the input)."""

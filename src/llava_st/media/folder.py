@@ -7,7 +7,8 @@ the plain name), shown at ``i / fps`` seconds; the folder lasts
 :func:`.image.load_image` (EXIF orientation, modes, alpha as documented there).
 
 Hidden entries (names starting with ``.``) are ignored; any other entry that
-is not an image file (by extension) is an error rather than silently skipped.
+is not an image file (by extension, :data:`.load.IMAGE_EXTENSIONS`) is an
+error rather than silently skipped.
 """
 
 from __future__ import annotations
@@ -23,9 +24,8 @@ from PIL import Image, UnidentifiedImageError
 from .clip import VideoClip, VideoInfo
 from .errors import EmptyVideoError, MediaError, MediaNotFoundError, UnsupportedMediaError
 from .image import load_image
+from .load import IMAGE_EXTENSIONS, is_image_file
 from .sampling import check_num_frames, resolve_frame_range, sample_frame_indices
-
-IMAGE_EXTENSIONS = frozenset({".bmp", ".gif", ".jpeg", ".jpg", ".png", ".ppm", ".tif", ".tiff", ".webp"})
 
 # EXIF orientations 5..8 turn the picture by a quarter, swapping width and height.
 _QUARTER_TURN_ORIENTATIONS = frozenset({5, 6, 7, 8})
@@ -44,7 +44,7 @@ def list_frame_files(path: str | os.PathLike) -> list[Path]:
     if not folder.is_dir():
         raise UnsupportedMediaError(f"{folder} is a file, not a folder of frames; use load_video for video files")
     entries = [e for e in folder.iterdir() if not e.name.startswith(".")]
-    others = sorted(e.name for e in entries if not (e.is_file() and e.suffix.lower() in IMAGE_EXTENSIONS))
+    others = sorted(e.name for e in entries if not (e.is_file() and is_image_file(e)))
     if others:
         shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
         raise UnsupportedMediaError(

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from ..config import LlavaSTConfig
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError, ModelNotFoundError
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -138,7 +138,7 @@ def _weight_files(folder: Path) -> list[Path]:
     single = folder / WEIGHTS_NAME
     if single.is_file():
         return [single]
-    raise FileNotFoundError(f"no {WEIGHTS_NAME} or {INDEX_NAME} in {folder}")
+    raise ModelNotFoundError(f"no {WEIGHTS_NAME} or {INDEX_NAME} in {folder}")
 
 
 def _parse_dtype(dtype: torch.dtype | str) -> torch.dtype:
@@ -148,9 +148,9 @@ def _parse_dtype(dtype: torch.dtype | str) -> torch.dtype:
         out = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
                "float16": torch.float16, "fp16": torch.float16}.get(str(dtype).replace("torch.", ""))
         if out is None:
-            raise ValueError(f"unsupported dtype {dtype!r}; use float32, bfloat16 or float16")
+            raise ConfigError(f"unsupported dtype {dtype!r}; use float32, bfloat16 or float16")
     if out not in (torch.float32, torch.bfloat16, torch.float16):
-        raise ValueError(f"unsupported dtype {out}; use float32, bfloat16 or float16")
+        raise ConfigError(f"unsupported dtype {out}; use float32, bfloat16 or float16")
     return out
 
 
@@ -293,7 +293,7 @@ def load_pretrained(
 
     folder = Path(path)
     if not folder.is_dir():
-        raise FileNotFoundError(f"model folder not found: {folder}")
+        raise ModelNotFoundError(f"model folder not found: {folder}")
     dtype = _parse_dtype(dtype)
     device = torch.device(device)
     config = config or LlavaSTConfig.from_pretrained(folder)
@@ -391,6 +391,31 @@ def _param_name(key: str, params: Mapping[str, torch.Tensor]) -> str | None:
     return mapped if mapped in params else None
 
 
+def copy_non_lora_trainables(
+    path: Path, params: Mapping[str, torch.Tensor], resolve, problems: list[str]
+) -> int:
+    """Copy the full tensors of a ``non_lora_trainables.bin`` into ``params`` (in place); returns the count.
+
+    ``resolve(key)`` gives the parameter name a stored key stands for, or None.
+    The pickle is read with ``weights_only=True``. A key that names no
+    parameter, or a shape that differs, is appended to ``problems`` (the caller
+    raises with all of them) and the tensor is skipped.
+    """
+    copied = 0
+    for key, tensor in torch.load(str(path), map_location="cpu", weights_only=True).items():
+        name = resolve(key)
+        if name is None:
+            problems.append(f"{path.name}: {key} names no parameter of the model")
+            continue
+        target = params[name]
+        if tuple(tensor.shape) != tuple(target.shape):
+            problems.append(f"{path.name}: {key} is {tuple(tensor.shape)} but the model has {tuple(target.shape)}")
+            continue
+        target.copy_(tensor.to(target.device, target.dtype))
+        copied += 1
+    return copied
+
+
 def load_lora_adapter(model: nn.Module, adapter_dir: str | Path) -> dict[str, int]:
     """Merge a PEFT LoRA adapter (and ``non_lora_trainables.bin`` if present) into ``model``.
 
@@ -410,7 +435,7 @@ def load_lora_adapter(model: nn.Module, adapter_dir: str | Path) -> dict[str, in
     folder = Path(adapter_dir)
     cfg_path = folder / "adapter_config.json"
     if not cfg_path.is_file():
-        raise FileNotFoundError(f"no adapter_config.json in {folder}")
+        raise ModelNotFoundError(f"no adapter_config.json in {folder}")
     acfg = json.loads(cfg_path.read_text())
     r = int(acfg.get("r", 0))
     alpha = float(acfg.get("lora_alpha", r))
@@ -426,7 +451,7 @@ def load_lora_adapter(model: nn.Module, adapter_dir: str | Path) -> dict[str, in
     elif binf.is_file():
         weights = torch.load(str(binf), map_location="cpu", weights_only=True)
     else:
-        raise FileNotFoundError(f"no adapter_model.safetensors or adapter_model.bin in {folder}")
+        raise ModelNotFoundError(f"no adapter_model.safetensors or adapter_model.bin in {folder}")
 
     params = dict(model.named_parameters())
     pairs: dict[str, dict[str, torch.Tensor]] = {}
@@ -459,20 +484,10 @@ def load_lora_adapter(model: nn.Module, adapter_dir: str | Path) -> dict[str, in
             w.copy_((w.float() + scale * delta.to(w.device)).to(w.dtype))
             merged += 1
 
-        replaced = 0
         extra = folder / "non_lora_trainables.bin"
+        replaced = 0
         if extra.is_file():
-            full = torch.load(str(extra), map_location="cpu", weights_only=True)
-            for key, tensor in full.items():
-                name = _param_name(_strip_peft_prefix(key), params)
-                if name is None:
-                    problems.append(f"{extra.name}: {key} names no parameter of the model")
-                    continue
-                if tuple(tensor.shape) != tuple(params[name].shape):
-                    problems.append(f"{extra.name}: {key} is {tuple(tensor.shape)} but the model has {tuple(params[name].shape)}")
-                    continue
-                params[name].copy_(tensor.to(params[name].device, params[name].dtype))
-                replaced += 1
+            replaced = copy_non_lora_trainables(extra, params, lambda key: _param_name(_strip_peft_prefix(key), params), problems)
     if problems:
         raise CheckpointError(f"adapter {folder} does not fit the model:\n  " + "\n  ".join(problems))
     return {"merged": merged, "replaced": replaced}

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
+from ..errors import ConfigError
 
 
 @dataclass
@@ -35,11 +36,11 @@ class GenerationConfig:
 
     def validate(self) -> None:
         if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+            raise ConfigError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if self.do_sample and not self.temperature > 0:
-            raise ValueError(f"sampling needs temperature > 0, got {self.temperature}")
+            raise ConfigError(f"sampling needs temperature > 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
 
 
 @dataclass

@@ -26,6 +26,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..protocol.tokens import BinCounts
+
 AXIS_NAMES = ("time", "height", "width")
 
 
@@ -72,14 +74,14 @@ def interpolate_rows(table: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
 class CoordinateTables(nn.Module):
     """The six coordinate tables: ``{time,height,width}_{in,out}``, each ``[n_axis, D]``."""
 
-    def __init__(self, num_temporal_bins: int, num_spatial_bins: int, hidden_size: int):
+    def __init__(self, bins: BinCounts, hidden_size: int):
         super().__init__()
-        self.num_bins = (num_temporal_bins, num_spatial_bins, num_spatial_bins)
+        self.num_bins = (bins.time, bins.space, bins.space)
         for axis, n in zip(AXIS_NAMES, self.num_bins):
             setattr(self, f"{axis}_in", nn.Parameter(torch.empty(n, hidden_size)))
             setattr(self, f"{axis}_out", nn.Parameter(torch.empty(n, hidden_size)))
-        self.register_buffer("ntp_time", ntp_matrix(num_temporal_bins), persistent=False)
-        self.register_buffer("ntp_space", ntp_matrix(num_spatial_bins), persistent=False)
+        self.register_buffer("ntp_time", ntp_matrix(bins.time), persistent=False)
+        self.register_buffer("ntp_space", ntp_matrix(bins.space), persistent=False)
         self.reset_parameters()
 
     def reset_parameters(self, std: float = 0.02) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from ..protocol.tokens import IGNORE_INDEX, SpecialTokenIds
+from ..protocol.tokens import IGNORE_INDEX, BinCounts, SpecialTokenIds
 _CHUNK_ROWS = 1024
 
 
@@ -76,8 +76,7 @@ def build_targets(
     labels: torch.Tensor,
     coord_values: torch.Tensor | None,
     ids: SpecialTokenIds,
-    num_temporal_bins: int,
-    num_spatial_bins: int,
+    bins: BinCounts,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Sparse targets for the supervised positions of a batch.
 
@@ -89,6 +88,8 @@ def build_targets(
             the input ids; a supervised ``-OUTPUT`` placeholder at ``p`` reads
             its value at ``p``. May be None when no label is a placeholder.
         ids: special token ids (``vocab_size`` = V gives the bin offsets).
+        bins: the model's bin counts (``config.coords.bins``): time bin ``k`` has
+            id ``V + k``, height ``V + bins.time + k``, width ``V + bins.time + bins.space + k``.
 
     Returns:
         ``rows`` ``[N, 2]`` (batch index, logit position ``p - 1``), ``target_ids``
@@ -107,9 +108,9 @@ def build_targets(
 
     v = ids.vocab_size
     axis_of = (
-        (ids.temp_output, v, num_temporal_bins),
-        (ids.height_output, v + num_temporal_bins, num_spatial_bins),
-        (ids.width_output, v + num_temporal_bins + num_spatial_bins, num_spatial_bins),
+        (ids.temp_output, v, bins.time),
+        (ids.height_output, v + bins.time, bins.space),
+        (ids.width_output, v + bins.time + bins.space, bins.space),
     )
     coord = torch.zeros_like(tgt, dtype=torch.bool)
     for pid, _, _ in axis_of:

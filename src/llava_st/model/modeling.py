@@ -88,7 +88,7 @@ class LlavaSTModel(nn.Module):
         self.vision_tower = VisionTower(config.vision, attn_implementation)
         self.projector = Projector(config.vision.hidden_size, d)
         self.packer = SpatialTemporalPacker(config)
-        self.coord_tables = CoordinateTables(config.coords.num_temporal_bins, config.coords.num_spatial_bins, d)
+        self.coord_tables = CoordinateTables(config.coords.bins, d)
         self.language_model = Qwen2Model(config.text.to_qwen2_config(attn_implementation))
         self.lm_head = nn.Linear(d, config.text.vocab_size, bias=False)
         if config.text.tie_word_embeddings:
@@ -100,6 +100,11 @@ class LlavaSTModel(nn.Module):
         else:
             self.image_newline = None
         self.use_ntp: bool | None = None  # None: NTP exactly in training mode
+        # Whether the tower's forward records autograd. False runs it under
+        # torch.no_grad() as the release does in every stage (no gradient can reach
+        # the tower, whatever its requires_grad flags); True records it (a recipe that
+        # trains the tower); None records it only when a tower parameter requires grad.
+        self.vision_tower_grad: bool | None = None
         self.vision_batch_frames = 256  # frames per tower call
 
     # ----------------------------------------------------------------- basics
@@ -123,10 +128,20 @@ class LlavaSTModel(nn.Module):
         """Tower + projector: ``[N, 3, px, px]`` -> ``[N, G*G, D]``, at most
         :attr:`vision_batch_frames` frames per tower call (bounds activation memory)."""
         chunks = [
-            self.projector(self.vision_tower(chunk).to(self.projector.fc1.weight.dtype))
+            self.projector(self._run_tower(chunk).to(self.projector.fc1.weight.dtype))
             for chunk in pixel_values.split(self.vision_batch_frames)
         ]
         return chunks[0] if len(chunks) == 1 else torch.cat(chunks)
+
+    def _run_tower(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The tower's features ``[N, G*G, C]``, under ``no_grad`` unless :attr:`vision_tower_grad` allows autograd."""
+        grad = self.vision_tower_grad
+        if grad is None:
+            grad = any(p.requires_grad for p in self.vision_tower.parameters())
+        if grad:
+            return self.vision_tower(pixel_values)
+        with torch.no_grad():
+            return self.vision_tower(pixel_values)
 
     def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """``N`` images ``[N, 3, px, px]`` -> ``[N, G*G, D]`` (projected + LAPE; images are not packed)."""
@@ -384,10 +399,7 @@ class LlavaSTModel(nn.Module):
         if labels is not None:
             labels = labels.to(self.device)
             coord_values = None if coord_values is None else coord_values.to(self.device)
-            c = self.config.coords
-            rows, target_ids, target_w = build_targets(
-                labels, coord_values, self.token_ids, c.num_temporal_bins, c.num_spatial_bins
-            )
+            rows, target_ids, target_w = build_targets(labels, coord_values, self.token_ids, self.config.coords.bins)
             sup_logits = self.extended_logits(hidden[rows[:, 0], rows[:, 1]])  # [N, V + K]
             result.loss = coordinate_loss(sup_logits, target_ids, target_w)
         if return_logits:

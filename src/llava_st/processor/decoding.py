@@ -13,7 +13,8 @@ from typing import Sequence
 
 import torch
 
-from ..protocol.coords import release_rewrite
+from ..protocol.bins import release_rewrite
+from ..protocol.tokens import BinCounts
 
 
 def decode_generated(
@@ -61,13 +62,14 @@ def decode_generated(
     return texts
 
 
-def to_release_answer(text: str, num_temporal_bins: int = 100, num_spatial_bins: int = 100) -> str:
+def to_release_answer(text: str, bins: BinCounts) -> str:
     """The release's answer text: bin tokens as ``k / (n - 1)`` with 5 decimals, ``,]``/``,}`` closed up.
 
-    The release uses one bin count for every axis; with different counts the
-    axis of each token picks its own.
+    ``bins`` are the model's counts (``config.coords.bins``). The release uses
+    one count for every axis; with different counts each token's axis picks
+    its own (see :func:`llava_st.protocol.bins.release_rewrite`).
     """
-    return release_rewrite(text, num_temporal_bins, num_spatial_bins=num_spatial_bins)
+    return release_rewrite(text, bins)
 
 
 __all__ = ["decode_generated", "to_release_answer"]

@@ -38,7 +38,8 @@ import numpy as np
 import torch
 
 from ..config import LlavaSTConfig
-from ..protocol.coords import CoordinateError, Variables, convert_conversation, find_bins
+from ..protocol.bins import find_bins
+from ..protocol.coords import CoordinateError, Variables, convert_conversation
 from ..protocol.tokens import IGNORE_INDEX, IMAGE_MARKERS, PLACEHOLDERS, VIDEO_MARKERS, bin_tokens, values_from_variables
 from .chat import (
     DEFAULT_SYSTEM_PROMPT,
@@ -56,6 +57,7 @@ from .chat import (
 from .decoding import decode_generated, to_release_answer
 from .pixels import MediaError, media_pixels, num_frames
 from .tokenizer import check_tokenizer, load_tokenizer, single_token_id
+from ..errors import ConfigError, ModelNotFoundError, ProtocolError
 
 LabelMode = Literal["ours", "release"]
 PaddingSide = Literal["left", "right"]
@@ -90,11 +92,11 @@ class ProcessorOptions:
 
     def __post_init__(self) -> None:
         if not isinstance(self.system_prompt, str):
-            raise ValueError(f"system_prompt must be a string, got {type(self.system_prompt).__name__}")
+            raise ConfigError(f"system_prompt must be a string, got {type(self.system_prompt).__name__}")
         _check_choice("label_mode", self.label_mode, ("ours", "release"))
         _check_choice("padding_side", self.padding_side, ("left", "right", None))
         if self.max_length is not None and (not isinstance(self.max_length, int) or self.max_length < 1):
-            raise ValueError(f"max_length must be a positive int or None, got {self.max_length!r}")
+            raise ConfigError(f"max_length must be a positive int or None, got {self.max_length!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": _FORMAT, "version": _FORMAT_VERSION, **asdict(self)}
@@ -104,20 +106,20 @@ class ProcessorOptions:
         data = dict(data)
         kind = data.pop("format", _FORMAT)
         if kind != _FORMAT:
-            raise ValueError(f"not a {_FORMAT} file: format is {kind!r}")
+            raise ConfigError(f"not a {_FORMAT} file: format is {kind!r}")
         version = data.pop("version", _FORMAT_VERSION)
         if version != _FORMAT_VERSION:
-            raise ValueError(f"{_FORMAT} version {version} is not supported (expected {_FORMAT_VERSION})")
+            raise ConfigError(f"{_FORMAT} version {version} is not supported (expected {_FORMAT_VERSION})")
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise ValueError(f"unknown processor options {sorted(unknown)}; known: {sorted(known)}")
+            raise ConfigError(f"unknown processor options {sorted(unknown)}; known: {sorted(known)}")
         return cls(**data)
 
 
 def _check_choice(name: str, value: Any, allowed: tuple) -> None:
     if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        raise ConfigError(f"{name} must be one of {allowed}, got {value!r}")
 
 
 @dataclass
@@ -212,7 +214,7 @@ class LlavaSTProcessor:
         # Contents may not carry tokens that the template and the slot expansion
         # write themselves; placeholders and bin tokens are part of the text protocol.
         allowed = set(PLACEHOLDERS) | set(
-            bin_tokens(config.coords.num_temporal_bins, config.coords.num_spatial_bins)
+            bin_tokens(config.coords.bins)
         )
         reserved = {t.content for t in tokenizer.added_tokens_decoder.values() if t.special}
         reserved |= set(IMAGE_MARKERS) | set(VIDEO_MARKERS) | {TURN_START, TURN_END}
@@ -227,7 +229,7 @@ class LlavaSTProcessor:
         """Load from a model folder: tokenizer files, ``config.json`` and, if present, ``llava_st_processor.json``."""
         folder = Path(folder)
         if not folder.is_dir():
-            raise FileNotFoundError(f"model folder not found: {folder}")
+            raise ModelNotFoundError(f"model folder not found: {folder}")
         if config is None:
             config = LlavaSTConfig.from_pretrained(folder)
         if options is None:
@@ -267,7 +269,7 @@ class LlavaSTProcessor:
             run[0], run[fast - 1] = ids.vid_start, ids.vid_end
             run[fast], run[-1] = ids.slow_vid_start, ids.slow_vid_end
             return run
-        raise ValueError(f"modality must be 'image' or 'video', got {modality!r}")
+        raise ProtocolError(f"modality must be 'image' or 'video', got {modality!r}")
 
     # ---------------------------------------------------------------- text
     def prepare_text(
@@ -307,12 +309,12 @@ class LlavaSTProcessor:
                 f"turn {index} ({message.role}) contains {hit.group(0)!r}, a token that the processor writes "
                 f"itself; remove it from the text: {message.content[:120]!r}"
             )
-        nt, ns = self.config.coords.num_temporal_bins, self.config.coords.num_spatial_bins
+        bins = self.config.coords.bins
         for axis, k, _, _ in find_bins(message.content):
-            if k >= (nt if axis == "TEMP" else ns):
+            if k >= bins.of(axis):
                 raise CoordinateError(
                     f"turn {index} ({message.role}) holds the bin token <{axis}-{k:03d}>, outside this model's "
-                    f"{nt if axis == 'TEMP' else ns} {axis} bins: {message.content[:120]!r}"
+                    f"{bins.of(axis)} {axis} bins: {message.content[:120]!r}"
                 )
 
     # ------------------------------------------------------------ samples
@@ -365,7 +367,7 @@ class LlavaSTProcessor:
                     ids, labels = self._splice_run(ids, labels, p.modality, t)
                 input_ids = torch.from_numpy(ids)
                 if self.options.max_length is not None and len(input_ids) > self.options.max_length:
-                    raise ValueError(
+                    raise ProtocolError(
                         f"the sample has {len(input_ids)} tokens, more than max_length {self.options.max_length}"
                     )
                 coord_values = values_from_variables(input_ids, p.variables.to_dict(), self.token_ids)
@@ -400,7 +402,7 @@ class LlavaSTProcessor:
         sentinel = getattr(self.token_ids, _FIELD_OF[self._sentinel[modality]])
         where = np.flatnonzero(ids == sentinel)
         if len(where) != 1:
-            raise ValueError(f"expected the {modality} stand-in token once in the tokenized text, found {len(where)}")
+            raise ProtocolError(f"expected the {modality} stand-in token once in the tokenized text, found {len(where)}")
         p = int(where[0])
         run = self.visual_run(modality, frames).numpy()
         ids = np.concatenate([ids[:p], run, ids[p + 1 :]])
@@ -421,11 +423,11 @@ class LlavaSTProcessor:
                 and samples with answers.
         """
         if not samples:
-            raise ValueError("cannot collate an empty batch")
+            raise ProtocolError("cannot collate an empty batch")
         with_labels = [s.labels is not None for s in samples]
         if any(with_labels) and not all(with_labels):
             rows = [i for i, w in enumerate(with_labels) if not w]
-            raise ValueError(
+            raise ProtocolError(
                 f"the batch mixes samples with answers (training) and generation prompts (samples {rows}); "
                 "batch them separately"
             )
@@ -492,14 +494,14 @@ class LlavaSTProcessor:
         texts = decode_generated(token_ids, self.tokenizer, eos_token_id=self.eos_token_id, pad_token_id=self.pad_token_id)
         if release_form:
             c = self.config.coords
-            texts = [to_release_answer(t, c.num_temporal_bins, c.num_spatial_bins) for t in texts]
+            texts = [to_release_answer(t, c.bins) for t in texts]
         return texts
 
     def decode(self, token_ids: torch.Tensor | Sequence[int], release_form: bool = False) -> str:
         """One generated sequence ``[N]`` -> text (see :meth:`batch_decode`)."""
         ids = token_ids.tolist() if isinstance(token_ids, torch.Tensor) else list(token_ids)
         if ids and not isinstance(ids[0], int):
-            raise ValueError("decode takes one sequence of ids [N]; use batch_decode for [B, N]")
+            raise ProtocolError("decode takes one sequence of ids [N]; use batch_decode for [B, N]")
         return self.batch_decode([ids], release_form=release_form)[0]
 
 
@@ -523,9 +525,9 @@ def _per_sample(name: str, value: Any, batch_size: int) -> list[Any]:
     if value is None:
         return [None] * batch_size
     if not isinstance(value, (list, tuple)):
-        raise ValueError(f"for a batch of {batch_size}, {name} must be a list of {batch_size} entries (None allowed)")
+        raise ProtocolError(f"for a batch of {batch_size}, {name} must be a list of {batch_size} entries (None allowed)")
     if len(value) != batch_size:
-        raise ValueError(f"{name} has {len(value)} entries for a batch of {batch_size}")
+        raise ProtocolError(f"{name} has {len(value)} entries for a batch of {batch_size}")
     return list(value)
 
 

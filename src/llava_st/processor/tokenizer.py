@@ -16,9 +16,9 @@ from dataclasses import fields
 from pathlib import Path
 
 from ..config import LlavaSTConfig
-from ..protocol.tokens import ADDED_TOKENS, SpecialTokenIds, bin_tokens
+from ..protocol.tokens import ADDED_TOKENS, BinCounts, SpecialTokenIds, bin_tokens
 from .chat import TURN_END, TURN_START
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ModelNotFoundError
 
 # SpecialTokenIds' marker/placeholder fields, in the order of ADDED_TOKENS.
 _ID_FIELDS = tuple(f.name for f in fields(SpecialTokenIds) if f.name not in ("vocab_size", "pad", "eos"))
@@ -40,7 +40,7 @@ def load_tokenizer(folder: str | Path):
 
     folder = Path(folder)
     if not (folder / "tokenizer.json").is_file():
-        raise FileNotFoundError(f"no tokenizer.json in {folder}; a LLaVA-ST model folder holds its tokenizer files")
+        raise ModelNotFoundError(f"no tokenizer.json in {folder}; a LLaVA-ST model folder holds its tokenizer files")
     return PreTrainedTokenizerFast.from_pretrained(str(folder))
 
 
@@ -81,7 +81,7 @@ def check_tokenizer(tokenizer, config: LlavaSTConfig) -> SpecialTokenIds:
         got, want = _token_id(tokenizer, token), getattr(expected, name)
         if got != want:
             problems.append(f"{token} has id {got}, the config expects {want}")
-    names = bin_tokens(config.coords.num_temporal_bins, config.coords.num_spatial_bins)
+    names = bin_tokens(config.coords.bins)
     got_ids = tokenizer.convert_tokens_to_ids(names)
     wrong = [(n, g, v + k) for k, (n, g) in enumerate(zip(names, got_ids)) if g != v + k]
     if wrong:
@@ -110,8 +110,11 @@ def check_tokenizer(tokenizer, config: LlavaSTConfig) -> SpecialTokenIds:
     return SpecialTokenIds.from_tokenizer(tokenizer, v)
 
 
-def build_release_tokenizer(base_tokenizer, num_temporal_bins: int = 100, num_spatial_bins: int = 100):
+def build_release_tokenizer(base_tokenizer, bins: BinCounts):
     """A copy of a base LLM tokenizer with the release's added tokens, in the release's order.
+
+    ``bins`` are the model's counts (``config.coords.bins``; the released
+    checkpoints have :data:`~llava_st.protocol.tokens.RELEASE_BINS`).
 
     Adds the 3 image markers, the 5 video markers and the 6 placeholders
     (their ids end at ``V - 1``, so ``V = len(base) + 14``) and then the bin
@@ -132,7 +135,7 @@ def build_release_tokenizer(base_tokenizer, num_temporal_bins: int = 100, num_sp
     for token in (TURN_START, TURN_END):
         if _token_id(base_tokenizer, token) is None:
             raise TokenizerMismatchError(f"the base tokenizer has no chat token {token}")
-    names = list(ADDED_TOKENS) + bin_tokens(num_temporal_bins, num_spatial_bins)
+    names = list(ADDED_TOKENS) + bin_tokens(bins)
     present = [n for n in names if _token_id(base_tokenizer, n) is not None]
     if present:
         raise TokenizerMismatchError(f"the base tokenizer already holds {present[:5]} ({len(present)} in all)")

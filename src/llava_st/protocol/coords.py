@@ -1,8 +1,9 @@
-"""The coordinate protocol on the text side (SPEC §1, §3).
+"""Coordinate markup -> placeholders and values, for the model's input (SPEC §1, §3).
 
-Two directions:
+This module owns the coordinate *markup* (what people and data files write),
+reading and writing:
 
-* **text -> model**: markup in prompts and training answers becomes text with
+* **reading it**: markup in prompts and training answers becomes text with
   bare placeholders (``<TEMP-INPUT>``) plus six ordered value lists
   (:class:`Variables`). The markup understood:
 
@@ -23,9 +24,14 @@ Two directions:
   ``round(v, 3)`` on the float, ties to even on the exact binary value:
   0.3125 -> 0.312); a value written directly in a placeholder is taken as is.
 
-* **model -> text**: bin tokens ``<TEMP-012>`` decode to numbers ``k / (n - 1)``;
-  :func:`release_rewrite` reproduces the release's rewrite of an answer to
-  decimals (``{<TEMP-012><TEMP-056>}`` -> ``{0.12121,0.56566}``).
+* **writing it**: :func:`format_value`, :func:`format_span` and
+  :func:`format_box` are the one formatter of values as markup text
+  (``str(round3(v))``: 0.3125 -> ``0.312``, 0.5 -> ``0.5``), used here for
+  placeholder values, by :mod:`llava_st.protocol.prompts` and by ST-Synth.
+
+What the model writes back (bin tokens ``<TEMP-012>``, their values and the
+release's decimal text ``{0.12121,0.56566}``) is the other direction:
+:mod:`llava_st.protocol.bins`.
 
 Conventions: every value is normalised to [0, 1]; time 0 is the first sampled
 frame and 1 the last; boxes are ``[x1, y1, x2, y2]`` over the frame width and
@@ -54,7 +60,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Literal, Mapping, Sequence
 
-from .tokens import AXES, PLACEHOLDERS, PLACEHOLDER_TO_KEY, VARIABLE_KEYS
+from .tokens import AXES, BIN_TOKEN_RE, PLACEHOLDERS, PLACEHOLDER_TO_KEY, VARIABLE_KEYS
 from ..errors import ProtocolError
 
 IO = Literal["INPUT", "OUTPUT"]
@@ -71,12 +77,12 @@ _STARTS_RE = re.compile(r"Starts in " + _NUM)
 # (so ``<think>`` or ``<td>`` are left alone), and its body must then be one.
 _SHORT_RE = re.compile(r"<([twh])([-+.\d][^<>]*)>")
 _SHORT_AXIS = {"t": "TEMP", "h": "HEIGHT", "w": "WIDTH"}
-# Every token of the coordinate family: placeholders (bare or with a value) and bins.
+# Every token of the coordinate family: placeholders (bare or with a value) and bins
+# (which BIN_TOKEN_RE of .tokens tells apart).
 _AXIS_TOKEN_RE = re.compile(r"<(TEMP|HEIGHT|WIDTH)-([^<>]*)>")
 _PLACEHOLDER_BODY_RE = re.compile(r"(INPUT|OUTPUT)(.*)\Z", re.S)
 _PLACEHOLDER_RE = re.compile(r"<(TEMP|HEIGHT|WIDTH)-(INPUT|OUTPUT)([^<>]*)>")
 _BARE_PLACEHOLDER_RE = re.compile(r"<(TEMP|HEIGHT|WIDTH)-(INPUT|OUTPUT)>")
-_BIN_RE = re.compile(r"<(TEMP|HEIGHT|WIDTH)-(\d+)>")
 # A value written inside a placeholder: a decimal number, optionally signed, with an exponent.
 _VALUE_RE = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\Z")
 # A span written with two time placeholders carrying values, optionally comma-separated.
@@ -116,9 +122,27 @@ def _parse_value(raw: str, what: str, text: str) -> float:
     return _check_unit(float(raw), what, text)
 
 
-def _fmt(value: float) -> str:
-    # str() of the rounded float, as the release writes it: 0.5 -> "0.5", 0.0 -> "0.0".
+# ------------------------------------------------------------ values -> markup
+
+
+def format_value(value: float) -> str:
+    """A normalised value as markup text, the one way values are written.
+
+    ``str`` of :func:`round3` of the value, as the release writes it:
+    0.5 -> ``"0.5"``, 0.0 -> ``"0.0"``, 0.3125 -> ``"0.312"``, 1 -> ``"1.0"``.
+    The value is not checked here; reading the markup back checks it.
+    """
     return str(round3(value))
+
+
+def format_span(start: float, end: float) -> str:
+    """``{s, e}`` markup of a normalised span: ``format_span(0.2, 0.6) == "{0.2, 0.6}"``."""
+    return "{" + f"{format_value(start)}, {format_value(end)}" + "}"
+
+
+def format_box(box: Sequence[float]) -> str:
+    """``[x1, y1, x2, y2]`` markup of a normalised box: ``[0.1, 0.2, 0.5, 0.7]``."""
+    return "[" + ", ".join(format_value(v) for v in box) + "]"
 
 
 @dataclass
@@ -200,21 +224,21 @@ def format_coordinates(text: str, io: IO) -> str:
 
     def short(m: re.Match) -> str:
         value = _parse_value(m.group(2), f"coordinate tag {m.group(0)!r}", text)
-        return f"<{_SHORT_AXIS[m.group(1)]}-{io}{_fmt(value)}>"
+        return f"<{_SHORT_AXIS[m.group(1)]}-{io}{format_value(value)}>"
 
     def box(m: re.Match) -> str:
         a, b, c, d = (_check_unit(float(g), f"box {m.group(0)!r}", text) for g in m.groups())
-        return f" [<WIDTH-{io}{_fmt(a)}><HEIGHT-{io}{_fmt(b)}><WIDTH-{io}{_fmt(c)}><HEIGHT-{io}{_fmt(d)}>]"
+        return f" [<WIDTH-{io}{format_value(a)}><HEIGHT-{io}{format_value(b)}><WIDTH-{io}{format_value(c)}><HEIGHT-{io}{format_value(d)}>]"
 
     def span(m: re.Match) -> str:
         s, e = (_check_unit(float(g), f"span {m.group(0)!r}", text) for g in m.groups())
         if s >= e:
             raise CoordinateError(f"span {m.group(0)!r} does not start before it ends, in text {_short(text)!r}")
-        return f" {{<TEMP-{io}{_fmt(s)}><TEMP-{io}{_fmt(e)}>}} "
+        return f" {{<TEMP-{io}{format_value(s)}><TEMP-{io}{format_value(e)}>}} "
 
     def starts(m: re.Match) -> str:
         v = _check_unit(float(m.group(1)), f"start time {m.group(0)!r}", text)
-        return f" Starts in <TEMP-{io}{_fmt(v)}> "
+        return f" Starts in <TEMP-{io}{format_value(v)}> "
 
     out = _SHORT_RE.sub(short, text)
     out = _BOX_RE.sub(box, out)
@@ -260,7 +284,7 @@ def extract_variables(text: str) -> tuple[str, Variables]:
 
     def strip(m: re.Match) -> str:
         axis, body = m.groups()
-        if body.isdigit():
+        if BIN_TOKEN_RE.fullmatch(m.group(0)):
             return m.group(0)  # a bin token such as <TEMP-012>
         ph = _PLACEHOLDER_BODY_RE.match(body)
         if ph is None:
@@ -401,85 +425,19 @@ def convert_conversation(
     return out_turns, total
 
 
-# ------------------------------------------------------------ model -> text
-
-
-def bin_to_value(k: int, num_bins: int) -> float:
-    """Bin ``k`` of an axis with ``num_bins`` bins means ``k / (num_bins - 1)``."""
-    if not 0 <= k < num_bins:
-        raise CoordinateError(f"bin {k} is outside 0..{num_bins - 1}")
-    return k / (num_bins - 1)
-
-
-def value_to_bin(value: float, num_bins: int) -> int:
-    """The nearest bin of a normalised value (the inverse of :func:`bin_to_value` on bin centres).
-
-    Example: with 100 bins, 0.5 -> bin 50 (49.5 rounds half to even), 0.2 -> 20 (19.8).
-    """
-    if math.isnan(value) or not 0.0 <= value <= 1.0:
-        raise CoordinateError(f"value {value} is outside [0, 1]")
-    return int(round(value * (num_bins - 1)))
-
-
-def find_bins(text: str) -> list[tuple[str, int, int, int]]:
-    """Every bin token in ``text`` as ``(axis, k, start, end)`` (character offsets)."""
-    return [(m.group(1), int(m.group(2)), m.start(), m.end()) for m in _BIN_RE.finditer(text)]
-
-
-def bin_values(text: str, num_temporal_bins: int = 100, num_spatial_bins: int = 100) -> list[tuple[str, float]]:
-    """The bin tokens of ``text`` in order, as ``(axis, value)`` with value ``k / (n - 1)``.
-
-    Example: ``"{<TEMP-000><TEMP-099>}"`` -> ``[("TEMP", 0.0), ("TEMP", 1.0)]``.
-
-    Raises:
-        CoordinateError: a bin index outside its axis' range.
-    """
-    out = []
-    for axis, k, _, _ in find_bins(text):
-        n = num_temporal_bins if axis == "TEMP" else num_spatial_bins
-        out.append((axis, bin_to_value(k, n)))
-    return out
-
-
-def release_rewrite(text: str, num_bins: int = 100, integer: bool = False, num_spatial_bins: int | None = None) -> str:
-    """The release's rewrite of generated text: each bin token becomes ``k / (n - 1)``
-    with 5 decimals followed by a comma (or the integer ``k,`` when ``integer``), then
-    ``,]`` -> ``]`` and ``,}`` -> ``}``.
-
-    Example::
-
-        >>> release_rewrite("{<TEMP-012><TEMP-056>}")
-        '{0.12121,0.56566}'
-
-    ``num_bins`` is the bin count of every axis, as in the release, unless
-    ``num_spatial_bins`` gives the height/width count separately. The
-    index is not checked against the count, as in the release.
-    """
-    spatial = num_bins if num_spatial_bins is None else num_spatial_bins
-
-    def sub(m: re.Match) -> str:
-        k = int(m.group(2))
-        n = num_bins if m.group(1) == "TEMP" else spatial
-        return f"{k:d}," if integer else f"{k / (n - 1):.5f},"
-
-    return _BIN_RE.sub(sub, text).replace(",]", "]").replace(",}", "}")
-
-
 __all__ = [
     "AXES",
     "PLACEHOLDERS",
     "CoordinateError",
     "Variables",
-    "bin_to_value",
-    "bin_values",
     "convert_conversation",
     "count_placeholders",
     "extract_variables",
-    "find_bins",
+    "format_box",
     "format_coordinates",
+    "format_span",
+    "format_value",
     "insert_values",
-    "release_rewrite",
     "round3",
     "to_placeholders",
-    "value_to_bin",
 ]

@@ -11,14 +11,16 @@ Two kinds of text live here:
 
 Coordinates in the task prompts are written in the plain markup of SPEC §3
 (``{s, e}`` spans, ``[x1, y1, x2, y2]`` boxes, ``Starts in t``), normalised to
-[0, 1]; the processor turns them into placeholders.
+[0, 1], written by the one markup formatter
+(:func:`llava_st.protocol.coords.format_value` and its span/box forms); the
+processor turns them into placeholders.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
-from .coords import round3
+from .coords import format_box, format_span, format_value
 
 # ----------------------------------------------------------------- the release's wording
 
@@ -62,21 +64,6 @@ ELC_SUFFIX = (
 # ----------------------------------------------------------------- our task prompts
 
 
-def fmt_value(v: float) -> str:
-    """A normalised value as plain markup text (3 decimals, as the processor rounds anyway)."""
-    return str(round3(v))
-
-
-def fmt_span(start: float, end: float) -> str:
-    """``{s, e}`` markup of a normalised span."""
-    return "{" + f"{fmt_value(start)}, {fmt_value(end)}" + "}"
-
-
-def fmt_box(box: Sequence[float]) -> str:
-    """``[x1, y1, x2, y2]`` markup of a normalised box."""
-    return "[" + ", ".join(fmt_value(v) for v in box) + "]"
-
-
 def _query(text: str) -> str:
     return text.strip().rstrip(".?! ").strip()
 
@@ -98,22 +85,22 @@ def stvg(query: str) -> str:
 
 def svg(query: str, start: float, end: float) -> str:
     """Spatial video grounding: boxes of ``query`` on each frame of the normalised span."""
-    return f"{SPAN_PHRASES[0]} {fmt_span(start, end)}, where is {_query(query)}? " + SVG_SUFFIX
+    return f"{SPAN_PHRASES[0]} {format_span(start, end)}, where is {_query(query)}? " + SVG_SUFFIX
 
 
 def elc(start: float, box: Sequence[float]) -> str:
     """Event localisation and captioning from a normalised start time and box."""
-    return f"Watch the object inside {fmt_box(box)}. Starts in {fmt_value(start)}. " + ELC_SUFFIX
+    return f"Watch the object inside {format_box(box)}. Starts in {format_value(start)}. " + ELC_SUFFIX
 
 
 def reg(box: Sequence[float]) -> str:
     """Region description: what is inside the normalised box."""
-    return f"What is the object in the region {fmt_box(box)}?"
+    return f"What is the object in the region {format_box(box)}?"
 
 
 def tr(start: float, end: float) -> str:
     """Temporal referring: what happens during the normalised span."""
-    return f"What happens in the video during {fmt_span(start, end)}?"
+    return f"What happens in the video during {format_span(start, end)}?"
 
 
 DVC = "Find every event in this video, and give each one with its start and end times."

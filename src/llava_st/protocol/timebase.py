@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from ..errors import ProtocolError
+
+if TYPE_CHECKING:
+    from .tokens import BinCounts
 
 
 class OutOfRangeError(ProtocolError):
@@ -66,16 +69,18 @@ def sample_frame_indices(start: int, end: int, num_frames: int) -> np.ndarray:
     return a + offsets.astype(np.int64)
 
 
-def sampled_position(key: int, num_bins: int, num_frames: int) -> int:
-    """Sampled frame index named by time bin ``key`` of ``num_bins``: ``round(key / (n - 1) * (T - 1))``.
+def sampled_position(key: int, bins: "BinCounts", num_frames: int) -> int:
+    """Sampled frame index named by time bin ``key``: ``round(key / (n - 1) * (T - 1))``, ``n = bins.time``.
 
-    Example: with 100 bins and T = 20, bin 50 names frame ``round(50 / 99 * 19) = 10``.
+    Example: with 100 time bins and T = 20, bin 50 names frame ``round(50 / 99 * 19) = 10``;
+    with 10 time bins and T = 4, bin 5 names ``round(5 / 9 * 3) = round(1.67) = 2``.
     """
-    if not 0 <= key < num_bins:
-        raise OutOfRangeError(f"time bin {key} is outside 0..{num_bins - 1}")
+    n = bins.time
+    if not 0 <= key < n:
+        raise OutOfRangeError(f"time bin {key} is outside 0..{n - 1}")
     if num_frames == 1:
         return 0
-    return int(round(key / (num_bins - 1) * (num_frames - 1)))
+    return int(round(key / (n - 1) * (num_frames - 1)))
 
 
 @dataclass(frozen=True)
@@ -203,9 +208,9 @@ class Timeline:
             out = pos / (len(ts) - 1)
         return float(out) if out.ndim == 0 else out
 
-    def frame_index(self, key: int, num_bins: int) -> int:
-        """Sampled frame index named by time bin ``key`` of ``num_bins`` (see :func:`sampled_position`)."""
-        return sampled_position(key, num_bins, self.num_frames)
+    def frame_index(self, key: int, bins: "BinCounts") -> int:
+        """Sampled frame index named by time bin ``key`` of ``bins.time`` bins (see :func:`sampled_position`)."""
+        return sampled_position(key, bins, self.num_frames)
 
     def frame_seconds(self, index: int) -> float:
         """Presentation time in seconds of sampled frame ``index``."""
@@ -216,7 +221,7 @@ class Timeline:
 
     def box_to_pixels(self, box: Sequence[float]) -> tuple[float, float, float, float]:
         """Normalised ``xyxy`` box -> pixel ``xyxy`` (``x * width``, ``y * height``)."""
-        x1, y1, x2, y2 = _check_box(box, 1.0, 1.0, "normalised box")
+        x1, y1, x2, y2 = check_box(box, 1.0, 1.0, "normalised box")
         return (x1 * self.width, y1 * self.height, x2 * self.width, y2 * self.height)
 
     def box_to_normalised(self, box: Sequence[float]) -> tuple[float, float, float, float]:
@@ -226,21 +231,35 @@ class Timeline:
             OutOfRangeError: a corner outside the ``width x height`` frame, or a
                 box that ends before it starts.
         """
-        x1, y1, x2, y2 = _check_box(box, float(self.width), float(self.height), "pixel box")
+        x1, y1, x2, y2 = check_box(box, float(self.width), float(self.height), "pixel box")
         return (x1 / self.width, y1 / self.height, x2 / self.width, y2 / self.height)
 
 
-def _check_box(box: Sequence[float], w: float, h: float, what: str) -> tuple[float, float, float, float]:
+def check_box(
+    box: Sequence[float], width: float, height: float, what: str, tol: float = 0.0
+) -> tuple[float, float, float, float]:
+    """An ``xyxy`` box checked to lie inside a ``width x height`` frame and not end before it starts.
+
+    ``tol`` widens the frame on every side (e.g. a thousandth of a pixel to
+    absorb the float rounding of ``normalised * size``); corners inside that
+    margin are moved onto the frame's edge. Use ``width = height = 1`` for a
+    normalised box.
+
+    Raises:
+        OutOfRangeError: not four finite numbers, a corner outside the frame,
+            or ``x2 < x1`` / ``y2 < y1``. The message quotes the box and ``what``.
+    """
     if len(box) != 4:
         raise OutOfRangeError(f"{what} must have 4 numbers x1, y1, x2, y2, got {list(box)}")
     x1, y1, x2, y2 = (float(v) for v in box)
     if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
         raise OutOfRangeError(f"{what} {list(box)} holds a value that is not a finite number")
-    if not (0.0 <= x1 <= w and 0.0 <= x2 <= w and 0.0 <= y1 <= h and 0.0 <= y2 <= h):
+    w, h = float(width), float(height)
+    if not all(-tol <= v <= w + tol for v in (x1, x2)) or not all(-tol <= v <= h + tol for v in (y1, y2)):
         raise OutOfRangeError(f"{what} {list(box)} lies outside the frame [0, {w:g}] x [0, {h:g}]")
     if x2 < x1 or y2 < y1:
         raise OutOfRangeError(f"{what} {list(box)} ends before it starts (xyxy: need x1 <= x2 and y1 <= y2)")
-    return x1, y1, x2, y2
+    return (min(max(x1, 0.0), w), min(max(y1, 0.0), h), min(max(x2, 0.0), w), min(max(y2, 0.0), h))
 
 
-__all__ = ["OutOfRangeError", "Timeline", "sample_frame_indices", "sampled_position"]
+__all__ = ["OutOfRangeError", "Timeline", "check_box", "sample_frame_indices", "sampled_position"]

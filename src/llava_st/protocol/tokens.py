@@ -11,12 +11,21 @@ This module names those tokens, describes where they sit
 (:class:`SpecialTokenIds`) and turns the release's ``variables`` (six ordered
 lists of values, one per placeholder kind) into a per-position value tensor
 aligned with the token ids, which is what the model consumes.
+
+It is also the one owner of the bin-token *names*: how many bins each axis has
+(:class:`BinCounts`, which :class:`llava_st.config.CoordConfig` hands out as
+``config.coords.bins``), how a bin token is written (:func:`bin_token`) and the
+one pattern that reads it back (:data:`BIN_TOKEN_RE`). What a bin *means* (its
+value, the release's decimal text) is :mod:`llava_st.protocol.bins`.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Mapping, Sequence
+
+from ..errors import ConfigError
 
 if TYPE_CHECKING:  # torch is imported where tensors are made, so `import llava_st` stays light
     import torch
@@ -68,6 +77,73 @@ PLACEHOLDER_TO_KEY = dict(zip(PLACEHOLDERS, VARIABLE_KEYS))
 ADDED_TOKENS = IMAGE_MARKERS + VIDEO_MARKERS + PLACEHOLDERS
 
 
+#: Text the chat template ends an assistant turn with; the release deletes it from a decoded answer.
+END_OF_TURN = "<|im_end|>"
+
+
+@dataclass(frozen=True)
+class BinCounts:
+    """How many bins each coordinate axis has: ``time`` for TEMP, ``space`` for HEIGHT and WIDTH.
+
+    This is the one shape in which bin counts travel: every function that
+    needs them takes a ``BinCounts``. A model's counts come from its config
+    (``config.coords.bins``); a scorer gets them from its own config or
+    command line. Bin ``k`` of an axis with ``n`` bins means ``k / (n - 1)``,
+    so every axis needs at least 2 bins.
+
+    Example: ``BinCounts(time=50, space=20)`` has bin tokens ``<TEMP-000>`` ..
+    ``<TEMP-049>`` and ``<HEIGHT-000>`` .. ``<HEIGHT-019>`` (same for WIDTH);
+    ``bins.of("WIDTH") == 20``.
+
+    Raises:
+        ConfigError: a count that is not an integer >= 2.
+    """
+
+    time: int
+    space: int
+
+    def __post_init__(self) -> None:
+        for name in ("time", "space"):
+            n = getattr(self, name)
+            if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+                raise ConfigError(f"BinCounts.{name} must be an integer >= 2 (bin k means k / (n - 1)), got {n!r}")
+
+    @classmethod
+    def uniform(cls, n: int) -> "BinCounts":
+        """The same count ``n`` on every axis, as in the release (``BinCounts.uniform(100)``)."""
+        return cls(n, n)
+
+    @classmethod
+    def parse(cls, text: str) -> "BinCounts":
+        """Read ``"N"`` (every axis) or ``"T,S"`` (time, space), as a command line writes them.
+
+        Example: ``BinCounts.parse("100") == BinCounts(100, 100)``,
+        ``BinCounts.parse("50,20") == BinCounts(50, 20)``.
+        """
+        parts = [p.strip() for p in str(text).split(",")]
+        if len(parts) not in (1, 2) or not all(p.isdigit() for p in parts):
+            raise ConfigError(f"bin counts must be N or TIME,SPACE (integers >= 2), got {text!r}")
+        counts = [int(p) for p in parts]
+        return cls(counts[0], counts[-1])
+
+    def of(self, axis: str) -> int:
+        """The count of ``axis`` (``"TEMP"``, ``"HEIGHT"`` or ``"WIDTH"``)."""
+        if axis not in AXES:
+            raise ValueError(f"unknown coordinate axis {axis!r}; expected one of {AXES}")
+        return self.time if axis == "TEMP" else self.space
+
+    @property
+    def total(self) -> int:
+        """Bin tokens in all: ``time + 2 * space`` (the extra output columns of the model)."""
+        return self.time + 2 * self.space
+
+
+#: The bin counts of the released checkpoints (100 per axis). Named so that the code
+#: that reproduces the release (published-compatible scoring, the default model
+#: config) says so; nothing else should assume it.
+RELEASE_BINS = BinCounts(100, 100)
+
+
 def bin_token(axis: str, k: int) -> str:
     """Name of bin ``k`` of ``axis`` (``"TEMP"``, ``"HEIGHT"`` or ``"WIDTH"``), e.g. ``<TEMP-007>``."""
     if axis not in AXES:
@@ -75,12 +151,36 @@ def bin_token(axis: str, k: int) -> str:
     return f"<{axis}-{k:03d}>"
 
 
-def bin_tokens(num_temporal_bins: int, num_spatial_bins: int) -> list[str]:
-    """All bin tokens in id order: time bins, then height bins, then width bins."""
+#: The one pattern of a bin token: group 1 is the axis, group 2 the index as
+#: written (``<WIDTH-036>`` -> ``"WIDTH"``, ``"036"``). It reads what
+#: :func:`bin_token` writes, and also indices of other widths (``<TEMP-7>``).
+BIN_TOKEN_RE = re.compile(r"<(" + "|".join(AXES) + r")-(\d+)>")
+
+#: :data:`BIN_TOKEN_RE` with its groups made non-capturing, for building larger patterns.
+BIN_TOKEN = BIN_TOKEN_RE.pattern.replace("(", "(?:")
+
+
+def read_bin_token(text: str) -> tuple[str, int] | None:
+    """``(axis, k)`` when the whole of ``text`` is one bin token, else ``None``.
+
+    Example: ``read_bin_token("<HEIGHT-037>") == ("HEIGHT", 37)``;
+    ``read_bin_token("<TEMP-INPUT>") is None``.
+    """
+    m = BIN_TOKEN_RE.fullmatch(text)
+    return None if m is None else (m.group(1), int(m.group(2)))
+
+
+def bin_tokens(bins: BinCounts) -> list[str]:
+    """All bin tokens in id order: time bins, then height bins, then width bins.
+
+    Example: ``bin_tokens(BinCounts(2, 3))`` is ``<TEMP-000>, <TEMP-001>,
+    <HEIGHT-000> .. <HEIGHT-002>, <WIDTH-000> .. <WIDTH-002>`` (8 tokens; token
+    ``i`` has id ``V + i``).
+    """
     return (
-        [bin_token("TEMP", k) for k in range(num_temporal_bins)]
-        + [bin_token("HEIGHT", k) for k in range(num_spatial_bins)]
-        + [bin_token("WIDTH", k) for k in range(num_spatial_bins)]
+        [bin_token("TEMP", k) for k in range(bins.time)]
+        + [bin_token("HEIGHT", k) for k in range(bins.space)]
+        + [bin_token("WIDTH", k) for k in range(bins.space)]
     )
 
 

@@ -1,21 +1,24 @@
-"""Evaluation files in the real benchmarks' formats, training-mix YAML, and the JSON writers.
+"""ST-Synth's records in the real benchmarks' formats, and its training-mix YAML.
 
-Evaluation formats (EVAL-PROTOCOL.md), built for the test split:
+The formats themselves (schema, reader, writer) live in
+:mod:`llava_st.data.formats`; this module builds their records from a
+rendered item, for the test split:
 
-* RefCOCO style (REC): one JSON object ``{"images": [...], "annotations": [...]}``,
-  paired by position with equal ``id``; ``images[i]`` has ``file_name``,
-  ``width``, ``height``, ``caption`` (the referring expression), ``id``;
-  ``annotations[i].bbox`` is ``[x, y, w, h]`` in pixels.
-* Charades-STA style (TVG): a list of ``{"image_id": video file name,
-  "caption", "timestamp": [s, e]}``, the span normalised to the whole video
-  (frame / (num_frames - 1)), with the data folder being ``videos/``.
-* ST-Align style (STVG, SVG, ELC): a list of ``{"video_path", "meta": {"width",
-  "height", "split": [a, b], "time_token": {"<s>": frame, "<e>": frame},
-  "spatial_token": {"<bboxes>": {"frame": [x, y, w, h]}, "<box>": [x, y, w, h]}},
-  "conversations": [human, gpt]}`` with absolute frame numbers and pixel
-  boxes; ``<bboxes>`` holds every frame of ``[<s>, <e>]`` on which the object
-  is visible (the reader keeps the sampled ones). The human text ends with a
-  space because the reader appends the task suffix without one.
+* RefCOCO style (REC): a :class:`~llava_st.data.formats.refcoco.RefSample` per
+  referring expression (the writer numbers them: ``id = i`` in both lists,
+  ``image_id`` the image's first entry);
+* Charades-STA style (TVG): a :class:`~llava_st.data.formats.charades.TVGSample`
+  whose span is normalised to the whole video (frame / (num_frames - 1)), with
+  the data folder being ``videos/``;
+* ST-Align style (STVG, SVG, ELC): an
+  :class:`~llava_st.data.formats.st_align.STSample` with absolute frame
+  numbers and pixel boxes; ``<bboxes>`` holds every frame of ``[<s>, <e>]`` on
+  which the object is visible (the reader keeps the sampled ones). The human
+  text ends with a space because the benchmark appends the task suffix
+  without one.
+
+Training samples (SPEC §4) are built by :mod:`.tasks` and written by
+:func:`llava_st.data.formats.release_sft.write_release_sft`.
 
 Pixel boxes ``[x, y, w, h]`` come from the exclusive-end xyxy boxes of the
 renderer: ``w = x2 - x1`` pixels.
@@ -23,12 +26,15 @@ renderer: ``w = x2 - x1`` pixels.
 
 from __future__ import annotations
 
-import json
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Sequence
 
 import yaml
 
+from ..data.formats.charades import TVGSample
+from ..data.formats.refcoco import RefSample
+from ..data.formats.st_align import STSample
 from . import language as lang
 from .tasks import Choice, Item
 from .vocab import SHAPES
@@ -44,13 +50,13 @@ EVAL_FILES = {
 }
 
 
-def xywh(box: tuple[int, int, int, int]) -> list[int]:
-    """Pixel xyxy (exclusive end) -> pixel ``[x, y, w, h]``."""
+def xywh(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """Pixel xyxy (exclusive end) -> pixel ``(x, y, w, h)``."""
     x1, y1, x2, y2 = box
-    return [x1, y1, x2 - x1, y2 - y1]
+    return (x1, y1, x2 - x1, y2 - y1)
 
 
-def _track_pixels(item: Item, obj: int, start: int, end: int) -> dict[str, list[int]]:
+def _track_pixels(item: Item, obj: int, start: int, end: int) -> dict[str, tuple[int, int, int, int]]:
     out = {}
     for f in range(start, end + 1):
         box = item.raster.box(obj, f)
@@ -59,34 +65,34 @@ def _track_pixels(item: Item, obj: int, start: int, end: int) -> dict[str, list[
     return out
 
 
-def _st_align(item: Item, choice: Choice, human: str, gpt: str, extra_boxes: dict[str, list[int]] | None = None) -> dict:
-    spatial: dict[str, Any] = {"<bboxes>": _track_pixels(item, choice.object, choice.start, choice.end)}
-    spatial.update(extra_boxes or {})
-    return {
-        "video_path": item.media,
-        "meta": {
-            "width": item.scene.width,
-            "height": item.scene.height,
-            "split": [choice.split[0], choice.split[1]],
-            "time_token": {"<s>": choice.start, "<e>": choice.end},
-            "spatial_token": spatial,
-        },
-        "conversations": [{"from": "human", "value": "<video>\n" + human}, {"from": "gpt", "value": gpt}],
-    }
+def _st_align(
+    item: Item, choice: Choice, human: str, gpt: str, extra_boxes: dict[str, tuple[int, int, int, int]] | None = None
+) -> STSample:
+    return STSample(
+        video_path=item.media,
+        width=item.scene.width,
+        height=item.scene.height,
+        split=(choice.split[0], choice.split[1]),
+        time_tokens={"<s>": choice.start, "<e>": choice.end},
+        track=_track_pixels(item, choice.object, choice.start, choice.end),
+        boxes=dict(extra_boxes or {}),
+        human="<video>\n" + human,
+        gpt=gpt,
+    )
 
 
-def st_align_stvg(item: Item, choice: Choice) -> dict:
+def st_align_stvg(item: Item, choice: Choice) -> STSample:
     caption = item.events[choice.event].caption
     return _st_align(item, choice, choice.template.format(x=caption), "From <s> to <e>. Object bounding box: <bboxes>")
 
 
-def st_align_svg(item: Item, choice: Choice) -> dict:
+def st_align_svg(item: Item, choice: Choice) -> STSample:
     phrase = item.scene.objects[choice.object].phrase
     human = choice.template.format(span_phrase="From", span="<s> to <e>", x=phrase)
     return _st_align(item, choice, human, "Object bounding box: <bboxes>")
 
 
-def st_align_elc(item: Item, choice: Choice) -> dict:
+def st_align_elc(item: Item, choice: Choice) -> STSample:
     first = item.raster.box(choice.object, choice.start)
     if first is None:
         raise ValueError(f"object {choice.object} is not visible on the first frame of its event")
@@ -96,63 +102,33 @@ def st_align_elc(item: Item, choice: Choice) -> dict:
     return _st_align(item, choice, human, gpt, {"<box>": xywh(first)})
 
 
-def charades_tvg(item: Item, choice: Choice) -> dict:
+def charades_tvg(item: Item, choice: Choice) -> TVGSample:
     """A Charades-STA entry; the span is the event's frames over the whole video."""
     ev = item.events[choice.event]
     last = item.scene.num_frames - 1
-    return {
-        "image_id": Path(item.media).name,
-        "caption": lang.sentence(ev.caption),
-        "timestamp": [ev.start / last, ev.end / last],
-    }
+    return TVGSample(video=Path(item.media).name, caption=lang.sentence(ev.caption), span=(ev.start / last, ev.end / last))
 
 
-def refcoco_pair(item: Item, obj: int) -> tuple[dict, dict]:
-    """The ``images`` and ``annotations`` entries of one referring expression (ids set by the writer)."""
+def refcoco_pair(item: Item, obj: int) -> RefSample:
+    """The ``images``/``annotations`` pair of one referring expression (ids set by :func:`number_refcoco`)."""
     box = item.raster.box(obj, 0)
     if box is None:
         raise ValueError(f"object {obj} is not visible in image {item.name}")
     b = xywh(box)
     o = item.scene.objects[obj]
-    image = {"file_name": item.media, "width": item.scene.width, "height": item.scene.height, "caption": o.phrase}
-    ann = {"bbox": b, "area": b[2] * b[3], "category_id": SHAPES.index(o.shape) + 1, "iscrowd": 0}
-    return image, ann
+    coco = {"area": b[2] * b[3], "category_id": SHAPES.index(o.shape) + 1, "iscrowd": 0}
+    return RefSample(None, item.media, item.scene.width, item.scene.height, o.phrase, b, annotation_extra=coco)
 
 
-# ---------------------------------------------------------------- writers
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, allow_nan=False)
-
-
-def write_json_list(path: Path, records: Sequence[Any]) -> None:
-    """A JSON list with one record per line (valid JSON, easy to grep and diff)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    body = ",\n".join(dumps(r) for r in records)
-    path.write_text("[\n" + body + "\n]\n" if records else "[]\n", encoding="utf-8")
-
-
-def write_jsonl(path: Path, records: Iterable[Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(dumps(r) + "\n" for r in records), encoding="utf-8")
-
-
-def write_refcoco(path: Path, pairs: Sequence[tuple[dict, dict]]) -> None:
-    """RefCOCO-style object; entry i gets ``id = i`` in both lists, ``image_id`` names the image file's entry."""
-    images, annotations = [], []
+def number_refcoco(samples: Sequence[RefSample]) -> list[RefSample]:
+    """Entry i gets ``id = i``; its annotation's ``image_id`` is the id of the image file's first entry."""
     first_entry: dict[str, int] = {}
-    for i, (image, ann) in enumerate(pairs):
-        first_entry.setdefault(image["file_name"], i)
-        images.append({**image, "id": i})
-        annotations.append({"id": i, "image_id": first_entry[image["file_name"]], **ann})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = "{\n" + '"images": ' + _list_lines(images) + ",\n" + '"annotations": ' + _list_lines(annotations) + "\n}\n"
-    path.write_text(text, encoding="utf-8")
-
-
-def _list_lines(records: Sequence[Any]) -> str:
-    return "[\n" + ",\n".join(dumps(r) for r in records) + "\n]" if records else "[]"
+    out = []
+    for i, s in enumerate(samples):
+        first_entry.setdefault(s.file_name, i)
+        coco = {"image_id": first_entry[s.file_name], **s.annotation_extra}
+        out.append(replace(s, id=i, annotation_extra=coco, index=i))
+    return out
 
 
 # ---------------------------------------------------------------- training mixes (SPEC §4, §8)

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..protocol import prompts
-from ..protocol.coords import convert_conversation, round3
+from ..protocol.coords import convert_conversation, format_box, format_span, format_value, round3
 from . import language as lang
 from .config import SynthConfig
 from .render import Raster
@@ -87,21 +87,10 @@ class Choice:
 # ---------------------------------------------------------------- formatting helpers
 
 
-num = prompts.fmt_value  # a coordinate as the release writes it: str(round(v, 3))
-
-
 def norm_box(box: tuple[int, int, int, int], width: int, height: int) -> list[float]:
     """Pixel xyxy (exclusive end) -> normalised ``[x1/W, y1/H, x2/W, y2/H]`` rounded to 3 decimals."""
     x1, y1, x2, y2 = box
     return [round3(x1 / width), round3(y1 / height), round3(x2 / width), round3(y2 / height)]
-
-
-def box_text(values: list[float]) -> str:
-    return "[" + ", ".join(num(v) for v in values) + "]"
-
-
-def span_text(s: float, e: float) -> str:
-    return "{" + num(s) + ", " + num(e) + "}"
 
 
 def record(
@@ -203,7 +192,7 @@ class VideoBuilder:
         return time_value(i, self.T)
 
     def span_of(self, choice: Choice) -> str:
-        return span_text(self.time(choice.span[0]), self.time(choice.span[1]))
+        return format_span(self.time(choice.span[0]), self.time(choice.span[1]))
 
     def track_pairs(self, choice: Choice) -> list[str]:
         """``<t..>: [x1, y1, x2, y2]`` for sampled frames inside the span where the object is visible."""
@@ -213,7 +202,7 @@ class VideoBuilder:
         for i in range(choice.span[0], choice.span[1] + 1, self.config.tasks.box_stride):
             box = self.item.raster.box(choice.object, choice.indices[i])
             if box is not None:
-                out.append(f"<t{num(self.time(i))}>: {box_text(norm_box(box, W, H))}")
+                out.append(f"<t{format_value(self.time(i))}>: {format_box(norm_box(box, W, H))}")
         return out
 
     def track(self, choice: Choice) -> str:
@@ -265,7 +254,7 @@ class VideoBuilder:
             span = sampled_span(indices, ev.start, ev.end)
             if span is None or span[1] - span[0] < 2:
                 raise NoSample(f"event {k} covers fewer than three sampled frames")
-            parts.append(f"{span_text(self.time(span[0]), self.time(span[1]))}, {ev.caption}.")
+            parts.append(f"{format_span(self.time(span[0]), self.time(span[1]))}, {ev.caption}.")
         c = Choice("dvc", None, 0, self.F - 1, (0, self.F - 1), indices, (0, self.T - 1))
         return self.sample(c, n, lang.pick(self.rng, lang.DVC_TEMPLATES), " ".join(parts)), c
 
@@ -290,10 +279,10 @@ class VideoBuilder:
         if first is None:
             raise NoSample(f"object {c.object} is hidden on the first sampled frame of its event")
         c.template = lang.pick(self.rng, lang.ELC_TEMPLATES)
-        box = box_text(norm_box(first, self.scene.width, self.scene.height))
-        human = c.template.format(box=box, t=num(self.time(c.span[0]))) + prompts.ELC_SUFFIX
+        box = format_box(norm_box(first, self.scene.width, self.scene.height))
+        human = c.template.format(box=box, t=format_value(self.time(c.span[0]))) + prompts.ELC_SUFFIX
         caption = self.item.events[event].caption
-        gpt = f"Ends in <t{num(self.time(c.span[1]))}>, {caption}. Object bounding box: {self.track(c)}"
+        gpt = f"Ends in <t{format_value(self.time(c.span[1]))}>, {caption}. Object bounding box: {self.track(c)}"
         return self.sample(c, n, human, gpt), c
 
     def video_caption(self, n: int) -> tuple[dict, Choice]:
@@ -344,16 +333,16 @@ class ImageBuilder:
 
     def rec(self, n: int, obj: int) -> dict:
         human = lang.pick(self.rng, prompts.REC_TEMPLATES).format(x=self.scene.objects[obj].phrase)
-        return self.sample("rec", n, obj, human, box_text(self.box(obj)))
+        return self.sample("rec", n, obj, human, format_box(self.box(obj)))
 
     def reg(self, n: int, obj: int) -> dict:
-        human = lang.pick(self.rng, lang.REG_TEMPLATES).format(box=box_text(self.box(obj)))
+        human = lang.pick(self.rng, lang.REG_TEMPLATES).format(box=format_box(self.box(obj)))
         answer = lang.pick(self.rng, lang.REG_ANSWERS).format(d=self.scene.objects[obj].description)
         return self.sample("reg", n, obj, human, answer)
 
     def dgc(self, n: int) -> dict:
         shown = sorted(self.visible, key=lambda k: (self.item.raster.box(k, 0)[0], k))  # left to right
-        phrases = [f"{lang.article(self.scene.objects[k].description)} {box_text(self.box(k))}" for k in shown]
+        phrases = [f"{lang.article(self.scene.objects[k].description)} {format_box(self.box(k))}" for k in shown]
         text = lang.sentence(f"The image shows {lang.list_phrases(phrases)} on {self.scene.background.description}")
         return self.sample("dgc", n, None, lang.pick(self.rng, lang.DGC_TEMPLATES), text)
 

@@ -14,6 +14,10 @@ Layout of a dataset folder (all paths relative to it)::
     manifest.json                    config, held-out pairs, record counts, conventions
     preview.png                      a grid of frames with boxes (optional)
 
+Every annotation file is written through its format's writer in
+:mod:`llava_st.data.formats` (the training files are checked sample by sample
+on the way, so a file ST-Synth writes always reads back).
+
 Items are made by worker processes and collected in index order, so the
 annotation files are byte-identical for a given config whatever the number of
 workers. Media files are written by the workers.
@@ -32,8 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..data.formats import write_charades, write_jsonl, write_refcoco, write_release_sft, write_st_align
 from .config import IMAGE_TASKS, VIDEO_TASKS, SynthConfig
-from .formats import EVAL_FILES, STAGES, mix_yaml, training_file, write_json_list, write_jsonl, write_refcoco
+from .formats import EVAL_FILES, STAGES, mix_yaml, number_refcoco, training_file
 from .item import ItemOutput, make_image, make_video
 from .split import heldout_pairs, num_test
 
@@ -196,14 +201,16 @@ def generate(
     for subset in ("train", "test"):
         for task in VIDEO_TASKS + IMAGE_TASKS:
             name = training_file(subset, task)
-            write_json_list(out / name, files.get(name, []))
+            write_release_sft(out / name, files.get(name, []))  # checks every sample as the reader does
             counts[name] = len(files.get(name, []))
     for task, name in EVAL_FILES.items():
         records = files.get(name, [])
         if task == "rec":
-            write_refcoco(out / name, records)
+            write_refcoco(out / name, number_refcoco(records))
+        elif task == "tvg":
+            write_charades(out / name, records)
         else:
-            write_json_list(out / name, records)
+            write_st_align(out / name, records)
         counts[name] = len(records)
     write_jsonl(out / "ground_truth/videos.jsonl", truth["video"])
     write_jsonl(out / "ground_truth/images.jsonl", truth["image"])

@@ -23,6 +23,7 @@ from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
+from ..protocol.timebase import check_box
 
 #: Outline colour of predicted boxes (RGB).
 PREDICTION_RGB: tuple[int, int, int] = (230, 40, 40)
@@ -63,19 +64,9 @@ def check_frames(frames: np.ndarray, name: str = "frames") -> np.ndarray:
 
 
 def check_box_pixels(box: Sequence[float], width: int, height: int, name: str) -> tuple[float, float, float, float]:
-    """A pixel ``xyxy`` box that lies inside a ``width x height`` frame and does not end before it starts."""
-    if len(box) != 4:
-        raise ValueError(f"{name} must be 4 numbers x1, y1, x2, y2 in pixels, got {list(box)}")
-    x1, y1, x2, y2 = (float(v) for v in box)
-    if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
-        raise ValueError(f"{name} {list(box)} holds a value that is not a finite number")
-    # A thousandth of a pixel absorbs float rounding of normalised * size.
-    tol = 1e-3
-    if not (-tol <= x1 <= width + tol and -tol <= x2 <= width + tol and -tol <= y1 <= height + tol and -tol <= y2 <= height + tol):
-        raise ValueError(f"{name} {list(box)} (pixels, xyxy) lies outside the {width}x{height} frame")
-    if x2 < x1 or y2 < y1:
-        raise ValueError(f"{name} {list(box)} (pixels, xyxy) ends before it starts")
-    return (min(max(x1, 0.0), width), min(max(y1, 0.0), height), min(max(x2, 0.0), width), min(max(y2, 0.0), height))
+    """A pixel ``xyxy`` box inside a ``width x height`` frame (:func:`~llava_st.protocol.timebase.check_box`
+    with a thousandth of a pixel of margin for the float rounding of ``normalised * size``)."""
+    return check_box(box, width, height, name, tol=1e-3)
 
 
 def box_edges(box: Sequence[float], width: int, height: int) -> tuple[int, int, int, int]:

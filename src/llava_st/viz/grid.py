@@ -31,7 +31,6 @@ import math
 
 import numpy as np
 
-from ..protocol import answers as A
 from ..protocol.timebase import Timeline
 from . import draw as D
 from .marks import Marks, check_ground_truth, check_timeline, frame_times, read_marks

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..protocol import answers as A
 from ..protocol.timebase import Timeline
 from .._optional import require
 from . import draw as D

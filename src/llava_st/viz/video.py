@@ -45,7 +45,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..protocol import answers as A
 from ..protocol.timebase import Timeline
 from .._optional import require
 from ..media import probe_video
