@@ -13,7 +13,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from llava_st.model import CheckpointError, LlavaSTModel, load_lora_adapter
-from llava_st.model.checkpoint import KEY_MAP, convert_pickle_to_safetensors, ours_to_release, release_to_ours
+from llava_st.model.adapters import convert_pickle_to_safetensors
+from llava_st.model.checkpoint import KEY_MAP, ours_to_release, release_to_ours
 from llava_st.zoo import debug
 
 
