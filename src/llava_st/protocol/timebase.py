@@ -69,6 +69,30 @@ def sample_frame_indices(start: int, end: int, num_frames: int) -> np.ndarray:
     return a + offsets.astype(np.int64)
 
 
+def nearest_sampled_frame(t: float, num_frames: int) -> int:
+    """Index of the sampled frame nearest to normalised time ``t``: ``round(t * (T - 1))`` (Python ``round``).
+
+    Example: ``t = 0.5`` of T = 4 frames is position 1.5, which rounds (ties to even) to frame 2.
+    """
+    return 0 if num_frames == 1 else int(round(float(t) * (num_frames - 1)))
+
+
+def interpolate_sampled(t: float | np.ndarray, values: np.ndarray) -> float | np.ndarray:
+    """A quantity known at each sampled frame (``values [T]``, e.g. timestamps), at normalised time(s) ``t``.
+
+    Normalised time ``t`` is position ``t * (T - 1)`` on the sampled frames;
+    the value there is linear between the two neighbouring frames. Example:
+    values ``[0.0, 1.0, 4.0]`` at ``t = 0.75`` (position 1.5) give 2.5.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    arr = np.asarray(t, dtype=np.float64)
+    if len(v) == 1:
+        out = np.full(arr.shape, v[0])
+    else:
+        out = np.interp(arr * (len(v) - 1), np.arange(len(v), dtype=np.float64), v)
+    return float(out) if out.ndim == 0 else out
+
+
 def sampled_position(key: int, bins: "BinCounts", num_frames: int) -> int:
     """Sampled frame index named by time bin ``key``: ``round(key / (n - 1) * (T - 1))``, ``n = bins.time``.
 
@@ -78,9 +102,7 @@ def sampled_position(key: int, bins: "BinCounts", num_frames: int) -> int:
     n = bins.time
     if not 0 <= key < n:
         raise OutOfRangeError(f"time bin {key} is outside 0..{n - 1}")
-    if num_frames == 1:
-        return 0
-    return int(round(key / (n - 1) * (num_frames - 1)))
+    return nearest_sampled_frame(key / (n - 1), num_frames)
 
 
 @dataclass(frozen=True)
@@ -178,11 +200,7 @@ class Timeline:
         arr = np.asarray(t, dtype=np.float64)
         if np.any(~np.isfinite(arr)) or np.any(arr < 0.0) or np.any(arr > 1.0):
             raise OutOfRangeError(f"normalised time {t} is outside [0, 1]")
-        if len(ts) == 1:
-            out = np.full(arr.shape, ts[0])
-        else:
-            out = np.interp(arr * (len(ts) - 1), np.arange(len(ts), dtype=np.float64), ts)
-        return float(out) if out.ndim == 0 else out
+        return interpolate_sampled(arr if arr.ndim else float(arr), ts)
 
     def to_normalised(self, seconds: float | np.ndarray) -> float | np.ndarray:
         """Seconds -> normalised time in [0, 1].
@@ -262,4 +280,12 @@ def check_box(
     return (min(max(x1, 0.0), w), min(max(y1, 0.0), h), min(max(x2, 0.0), w), min(max(y2, 0.0), h))
 
 
-__all__ = ["OutOfRangeError", "Timeline", "check_box", "sample_frame_indices", "sampled_position"]
+__all__ = [
+    "OutOfRangeError",
+    "Timeline",
+    "check_box",
+    "interpolate_sampled",
+    "nearest_sampled_frame",
+    "sample_frame_indices",
+    "sampled_position",
+]

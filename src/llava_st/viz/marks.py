@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..protocol import answers as A
-from ..protocol.timebase import Timeline
+from ..protocol.timebase import Timeline, nearest_sampled_frame
 from .draw import check_box_pixels
 
 #: Answer type of each task, to check that a ground truth matches a parse failure's task.
@@ -187,7 +187,7 @@ def _track_boxes(track: A.Track, num_frames: int | None, width: int | None, heig
         if tf.frame is not None:
             frame = int(tf.frame)
         else:
-            frame = 0 if num_frames == 1 else int(round(tf.time * (num_frames - 1)))
+            frame = nearest_sampled_frame(tf.time, num_frames)
         if not 0 <= frame < num_frames:
             raise ValueError(
                 f"{name} track key {tf.key} names sampled frame {frame} but only {num_frames} frames were given"

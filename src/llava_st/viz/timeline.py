@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..protocol.timebase import Timeline
+from ..protocol.timebase import Timeline, nearest_sampled_frame
 from .._optional import require
 from . import draw as D
 from .marks import Marks, check_ground_truth, check_result, check_timeline, read_marks
@@ -63,9 +63,7 @@ class Clock:
     def key(self, t: float, seconds: float | None = None) -> float:
         """Time of a track key: its sampled frame's time."""
         if self.seconds and self.timeline is not None:
-            n = self.timeline.num_frames
-            frame = 0 if n == 1 else int(round(t * (n - 1)))
-            return self.timeline.frame_seconds(frame)
+            return self.timeline.frame_seconds(nearest_sampled_frame(t, self.timeline.num_frames))
         return self.point(t, seconds)
 
     def limits(self, marks: list[Marks]) -> tuple[float, float]:

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..protocol.timebase import Timeline
+from ..protocol.timebase import Timeline, interpolate_sampled
 from .._optional import require
 from ..media import probe_video
 from . import draw as D
@@ -123,24 +123,16 @@ def _sampled_positions(timeline: Timeline, info) -> tuple[np.ndarray, np.ndarray
     return ts, np.asarray(info.timestamps, dtype=np.float64), False
 
 
-def _to_source(t: float, sampled_u: np.ndarray) -> float:
-    """Normalised time -> source units, linear between sampled frames."""
-    n = len(sampled_u)
-    if n == 1:
-        return float(sampled_u[0])
-    return float(np.interp(t * (n - 1), np.arange(n, dtype=np.float64), sampled_u))
-
-
 def _allowed(marks: Marks, sampled_u: np.ndarray, frame_u: np.ndarray, tol: float) -> np.ndarray:
     """Frames where the answer may draw: inside a span, before an ELC end, or anywhere."""
     if marks.spans:
         inside = np.zeros(len(frame_u), dtype=bool)
         for s in marks.spans:
-            a, b = _to_source(s.start, sampled_u), _to_source(s.end, sampled_u)
+            a, b = interpolate_sampled(s.start, sampled_u), interpolate_sampled(s.end, sampled_u)
             inside |= (frame_u >= a - tol) & (frame_u <= b + tol)
         return inside
     if marks.end is not None:
-        return frame_u <= _to_source(marks.end, sampled_u) + tol
+        return frame_u <= interpolate_sampled(marks.end, sampled_u) + tol
     return np.ones(len(frame_u), dtype=bool)
 
 
@@ -170,7 +162,7 @@ def _overlay_lines(marks: Marks, u: float, sampled_u: np.ndarray, tol: float) ->
         lines.append(f"could not read the {marks.task} answer: {marks.failure}")
     elif marks.task == "dvc":
         for j, s in enumerate(marks.spans):
-            if _to_source(s.start, sampled_u) - tol <= u <= _to_source(s.end, sampled_u) + tol:
+            if interpolate_sampled(s.start, sampled_u) - tol <= u <= interpolate_sampled(s.end, sampled_u) + tol:
                 lines.append(f"event {j + 1}: {s.caption}")
     elif marks.text:
         lines.append(marks.text)
