@@ -155,3 +155,41 @@ def test_settings_are_checked():
         run_batches([1], slow_prepare, slow_generate, batch_size=0)
     with pytest.raises(ConfigError, match="num_workers"):
         Prefetcher(slow_prepare, -1)
+
+
+def double_or_fail(item: int) -> int:
+    """A module-level loader: loader processes receive it by pickling."""
+    if item < 0:
+        raise MediaNotFoundError(f"media file not found: item {item}")
+    return 2 * item
+
+
+def test_loader_processes_load_in_other_processes_and_report_failures():
+    import os
+
+    from llava_st.infer.pipeline import process_pool
+
+    pool = process_pool(1)
+    try:
+        pids = set(pool.submit(os.getpid).result() for _ in range(2))
+        assert os.getpid() not in pids  # a real process, not a thread
+
+        answers = []
+
+        def generate(batch):
+            answers.append(list(batch))
+            return [f"#{v}" for v in batch]
+
+        items = [1, 2, -3, 4, 5]
+        with pytest.raises(BatchError) as info:
+            run_batches(items, double_or_fail, generate, batch_size=2, num_workers=1, pool=pool,
+                        finish=lambda v: v + 1)
+        err = info.value
+        # finish ran on each loaded value in this process; the failed load is named, the rest answered
+        assert err.results == ["#3", "#5", None, "#9", "#11"]
+        assert list(err.failures) == [2] and isinstance(err.failures[2], MediaNotFoundError)
+        assert "request 2" in str(err) and "item -3" in str(err)
+        # a pool given to the loop stays open for its owner
+        assert pool.submit(double_or_fail, 7).result() == 14
+    finally:
+        pool.shutdown()

@@ -150,6 +150,20 @@ def test_ask_batch_equals_single_asks_and_keeps_order(st: LlavaST, media) -> Non
     assert batch[2].timeline.timestamps[0] == pytest.approx(0.5)
 
 
+def test_loader_processes_give_the_answers_of_loader_threads(st: LlavaST, media) -> None:
+    reqs = [Request(media["video"], "What happens?"), Request(media["image"], "What is shown?"),
+            Request(media["video"], "Describe it.", time_range=(0.5, 2.5))]
+    try:
+        by_process = st.ask_batch(reqs, batch_size=2, num_workers=1, processes=True, max_new_tokens=6)
+        again = st.ask_batch(reqs, batch_size=2, num_workers=1, processes=True, max_new_tokens=6)  # warm pool
+    finally:
+        st.close()
+    by_thread = st.ask_batch(reqs, batch_size=2, num_workers=1, max_new_tokens=6)
+    for p, a, t in zip(by_process, again, by_thread):
+        assert p.text == a.text == t.text
+        assert p.media.timeline == t.media.timeline and np.array_equal(p.media.frames, t.media.frames)
+
+
 def test_bad_input_is_named(st: LlavaST, media, tmp_path) -> None:
     with pytest.raises(MediaNotFoundError, match="nope.mp4"):
         st.ask(tmp_path / "nope.mp4", "What?")

@@ -393,3 +393,20 @@ def test_iter_video_frames_is_the_sequential_decode(videos, name):
     assert len(frames) == len(reference.frames)
     for got, want in zip(frames, reference.frames):
         assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_decoder_threads_give_the_same_frames(videos, threads):
+    for name in videos:
+        path, ref = get_video(videos, name)
+        clip = load_video(path, 9, decoder_threads=threads)
+        assert np.array_equal(clip.frames, ref.frames[clip.indices]), name
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_decoder_threads_must_be_a_positive_integer(videos, bad):
+    from llava_st.errors import ConfigError
+
+    path, _ = get_video(videos, next(iter(videos)))
+    with pytest.raises(ConfigError, match="decoder_threads"):
+        load_video(path, 3, decoder_threads=bad)

@@ -17,7 +17,9 @@ import importlib
 
 _NAMES = {
     "LlavaST": ".predictor",
-    "Request": ".predictor",
+    "Request": ".loading",
+    "LoadedRequest": ".loading",
+    "load_request": ".loading",
     "Prepared": ".predictor",
     "Answer": ".answer",
     "format_answer": ".answer",

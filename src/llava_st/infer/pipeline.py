@@ -21,9 +21,14 @@ arriving over time). It has three parts:
   whose media loaded, and then raises :class:`BatchError` naming each request
   that failed, with the answers of all the others attached.
 
-Loading runs in threads, not processes: video decoding (FFmpeg), resizing and
-the model's kernels release the GIL, and the loaded frames need no copying
-between processes. Nothing here imports torch or a model.
+Loading runs in threads by default: they start at once and the loaded frames
+need no copying. Threads share the interpreter lock with the model's
+generation loop, though, and video decoding holds it for part of its work,
+so a run whose loading and generating take comparable time overlaps them only
+partly (``bench/batch_generation.py`` measures it); ``processes=True`` loads in
+worker processes instead (``prepare`` and its results must then pickle), and
+``finish`` runs the cheap rest of the preparation (the prompt's encoding) in
+the calling thread. Nothing here imports torch or a model.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+import multiprocessing
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -95,21 +101,47 @@ class BatchError(LlavaSTError):
         super().__init__(f"{len(failures)} of {len(results)} requests could not be loaded ({listed})")
 
 
+def _worker_start() -> None:
+    # A loader process decodes one request at a time; one torch thread each
+    # keeps the loaders and the model from oversubscribing the cores.
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(1)
+
+
+def process_pool(num_workers: int) -> ProcessPoolExecutor:
+    """``num_workers`` loader processes (spawned, not forked: the model's process runs torch threads)."""
+    context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(int(num_workers), mp_context=context, initializer=_worker_start)
+
+
 class Prefetcher(Generic[R, P]):
-    """Loads requests with ``prepare`` on ``num_workers`` threads ahead of their use.
+    """Loads requests with ``prepare`` on ``num_workers`` threads (or processes) ahead of their use.
 
     Requests are named by a key (any hashable; an index, a sample id).
     :meth:`prefetch` and :meth:`take` are called from one thread, the one that
-    runs the model; ``prepare`` runs on the pool and must be thread-safe. With
-    ``num_workers = 0`` nothing is loaded ahead and :meth:`take` loads in place.
+    runs the model; ``prepare`` runs on the pool and must be thread-safe (with
+    ``processes=True``: a picklable function whose arguments and results
+    pickle). ``finish``, when given, turns each prepared value into its final
+    form in the calling thread. With ``num_workers = 0`` nothing is loaded
+    ahead and :meth:`take` loads in place.
     """
 
-    def __init__(self, prepare: Callable[[R], P], num_workers: int = 2):
+    def __init__(self, prepare: Callable[[R], Any], num_workers: int = 2, *,
+                 finish: Callable[[Any], P] | None = None, processes: bool = False,
+                 pool: Executor | None = None):
         workers = int(num_workers)
         if workers < 0:
             raise ConfigError(f"num_workers must be >= 0, got {num_workers}")
         self.prepare = prepare
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="llava-st-load") if workers else None
+        self.finish = finish
+        self._pool: Executor | None = pool
+        self._own_pool = pool is None
+        if pool is None and workers:
+            self._pool = process_pool(workers) if processes else ThreadPoolExecutor(
+                workers, thread_name_prefix="llava-st-load")
         self._pending: dict[Hashable, Future] = {}
         self.waiting = 0.0  # seconds spent in take()
 
@@ -130,16 +162,20 @@ class Prefetcher(Generic[R, P]):
             try:
                 # not started yet: cancel it and load here rather than wait for a free thread
                 value = self.prepare(request) if future is None or future.cancel() else future.result()
-                out.append(Loaded(value))
+                out.append(Loaded(value if self.finish is None else self.finish(value)))
             except Exception as exc:  # noqa: BLE001 - one bad request must not cost the others their answers
                 out.append(Loaded(error=exc))
         self.waiting += time.perf_counter() - t0
         return out
 
     def close(self) -> None:
-        """Cancel the loads not started; loads running finish in the background."""
+        """Cancel the loads not started; loads running finish in the background.
+
+        A pool given to the constructor stays open for its owner."""
+        for future in self._pending.values():
+            future.cancel()
         self._pending.clear()
-        if self._pool is not None:
+        if self._pool is not None and self._own_pool:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> "Prefetcher[R, P]":
@@ -207,11 +243,15 @@ def run_batches(
     *,
     batch_size: int,
     num_workers: int = 2,
+    finish: Callable[[Any], P] | None = None,
+    processes: bool = False,
+    pool: Executor | None = None,
     depth: int = 1,
     describe: Callable[[int, R], str] = lambda i, r: f"request {i}",
     progress: Callable[[int], None] | None = None,
 ) -> tuple[list[T], BatchStats]:
-    """Answer ``items`` in batches of ``batch_size``, loading the next ``depth`` batches meanwhile.
+    """Answer ``items`` in batches of ``batch_size``, loading the next ``depth`` batches meanwhile
+    (on a :class:`Prefetcher` of ``num_workers`` threads or ``processes``, or on ``pool``; ``finish`` applied).
 
     Returns the answers in order and the run's :class:`BatchStats`. When some
     loads fail, every other request is still answered, and then
@@ -229,7 +269,7 @@ def run_batches(
     results: list[T | None] = []
     failures: dict[int, Exception] = {}
 
-    with Prefetcher(prepare, num_workers) as loader:
+    with Prefetcher(prepare, num_workers, finish=finish, processes=processes, pool=pool) as loader:
 
         def run(batch):
             loaded = loader.take(batch)
@@ -252,4 +292,13 @@ def run_batches(
     return results, stats  # type: ignore[return-value]
 
 
-__all__ = ["BatchError", "BatchStats", "Loaded", "Prefetcher", "answer_loaded", "pipelined", "run_batches"]
+__all__ = [
+    "BatchError",
+    "BatchStats",
+    "Loaded",
+    "Prefetcher",
+    "answer_loaded",
+    "pipelined",
+    "process_pool",
+    "run_batches",
+]

@@ -25,60 +25,27 @@ wrong kind are a :class:`~llava_st.media.MediaKindError`.
 
 from __future__ import annotations
 
+import functools
 import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Literal, Sequence
 
-import numpy as np
 import torch
 
 from ..errors import ProtocolError
 from ..media import MediaKindError
 from ..media.load import LoadedMedia, load_media
 from ..model.generate import GenerationConfig
-from ..processor.pixels import media_pixels
-from ..protocol import answers as A
 from ..protocol import prompts
 from ..protocol.coords import round3
 from ..protocol.timebase import OutOfRangeError, Timeline
 from ..protocol.tokens import IMAGE_TAG, VIDEO_TAG
 from .answer import Answer, read_answer
-from .pipeline import BatchError, BatchStats, run_batches
+from .loading import LoadedRequest, Request, load_request
+from .pipeline import BatchError, BatchStats, Prefetcher, process_pool, run_batches
 
 Units = Literal["absolute", "normalised"]
-
-
-@dataclass
-class Request:
-    """One question about one media item; media options as in :func:`~llava_st.media.load_media`.
-
-    ``elc_start``: the normalised start time given in an ELC prompt, so the
-    answer's span is ``[start, end]``. ``num_frames``: frames to sample from a
-    video (default: the model's ``num_frames``).
-    """
-
-    media: Any
-    question: str
-    task: str | None = None
-    frame_range: tuple[int, int] | None = None
-    time_range: tuple[float, float] | None = None
-    fps: float | None = None
-    kind: Literal["image", "video"] | None = None
-    elc_start: float | None = None
-    num_frames: int | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.question, str) or not self.question.strip():
-            raise ProtocolError("the question is empty")
-        if self.task is not None and self.task not in A.TASKS:
-            raise ProtocolError(f"unknown task {self.task!r}; expected one of {A.TASKS}")
-
-    def describe(self) -> str:
-        """The media as an error message names it."""
-        m = self.media
-        if isinstance(m, LoadedMedia):
-            return m.source or f"loaded {m.kind}"
-        return str(m) if isinstance(m, (str, os.PathLike)) else type(m).__name__
 
 
 @dataclass(frozen=True)
@@ -107,6 +74,7 @@ class LlavaST:
         self.config = model.config
         self.generation = generation or GenerationConfig(max_new_tokens=512)
         self.last_stats = BatchStats()
+        self._loader_processes: dict[int, ProcessPoolExecutor] = {}  # kept warm between calls
 
     @classmethod
     def from_pretrained(
@@ -164,6 +132,7 @@ class LlavaST:
         *,
         batch_size: int = 8,
         num_workers: int = 2,
+        processes: bool = False,
         progress: Callable[[int], None] | None = None,
         **generation,
     ) -> list[Answer]:
@@ -171,8 +140,9 @@ class LlavaST:
 
         ``requests`` are :class:`Request` objects or ``(media, question)`` /
         ``(media, question, task)`` tuples. Media are loaded and preprocessed by a
-        pool of ``num_workers`` threads (0: in this thread) one batch ahead of the
-        model (:func:`.pipeline.run_batches`), so the model does not wait on video
+        pool of ``num_workers`` threads (0: in this thread; worker processes with
+        ``processes=True``, see :meth:`loader`) one batch ahead of the model
+        (:func:`.pipeline.run_batches`), so the model does not wait on video
         decoding; answers come back in request order. ``progress`` is called with
         the number of requests done after each batch. Timing of the run is kept in
         :attr:`last_stats`.
@@ -186,8 +156,9 @@ class LlavaST:
         cfg = self._generation_config(generation)
         try:
             answers, stats = run_batches(
-                reqs, self.prepare, lambda prepared: self._answer(prepared, cfg), batch_size=batch_size,
-                num_workers=num_workers, describe=lambda i, r: f"request {i} ({r.describe()})", progress=progress,
+                reqs, self._load_function(pipelined=num_workers > 0), lambda prepared: self._answer(prepared, cfg), batch_size=batch_size,
+                num_workers=num_workers, finish=self._encode, pool=self._process_pool(num_workers) if processes else None,
+                describe=lambda i, r: f"request {i} ({r.describe()})", progress=progress,
             )
         except BatchError as exc:
             stats = exc.stats or BatchStats()
@@ -206,20 +177,56 @@ class LlavaST:
         cfg.validate()
         return cfg
 
-    def prepare(self, req: Request) -> Prepared:
-        """Load the media and encode the prompt of one request (thread-safe: loading pools call it)."""
-        media = load_media(req.media, req.num_frames or self.num_frames, kind=req.kind, frame_range=req.frame_range,
-                           time_range=req.time_range, fps=req.fps)
-        tag = IMAGE_TAG if media.kind == "image" else VIDEO_TAG
+    def prepare(self, req: Request, *, decoder_threads: int | None = None) -> Prepared:
+        """Load the media and encode the prompt of one request (thread-safe).
+
+        ``decoder_threads`` caps FFmpeg's threads for a video (None: one per core).
+        """
+        return self._encode(load_request(req, self.num_frames, self.config.vision, decoder_threads))
+
+    def _encode(self, loaded: LoadedRequest) -> Prepared:
+        """Encode the prompt of a request whose media are loaded (runs in the model's process)."""
+        req = loaded.request
+        tag = IMAGE_TAG if loaded.media.kind == "image" else VIDEO_TAG
         prompt = req.question if (IMAGE_TAG in req.question or VIDEO_TAG in req.question) else f"{tag}\n{req.question}"
-        # a split shorter than T samples frames more than once: preprocess each frame once
-        ids = np.asarray(media.timeline.frame_ids if media.timeline.frame_ids is not None else range(len(media.frames)))
-        _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
-        # one resize thread per loading thread: the pool already runs loads side by side
-        pixels = media_pixels(media.frames[first], media.kind, self.config.vision, num_threads=1)
-        if len(first) < len(ids):
-            pixels = pixels[torch.from_numpy(inverse.reshape(-1))]
-        return Prepared(req, media, self.processor.encode(prompt, pixels))
+        return Prepared(req, loaded.media, self.processor.encode(prompt, loaded.pixels))
+
+    def loader(self, num_workers: int = 2, processes: bool = False) -> Prefetcher:
+        """A :class:`~.pipeline.Prefetcher` that prepares this model's requests.
+
+        With ``processes=True`` media load in ``num_workers`` worker processes,
+        so decoding runs beside generation instead of sharing the interpreter
+        lock with it: use it for long or high-resolution videos. The processes
+        start on first use (~1-2 s) and stay up for later calls until
+        :meth:`close`. Threads (the default) start at once and suit images and
+        short clips.
+        """
+        pool = self._process_pool(num_workers) if processes else None
+        return Prefetcher(self._load_function(pipelined=num_workers > 0), num_workers, finish=self._encode, pool=pool)
+
+    def _process_pool(self, num_workers: int) -> ProcessPoolExecutor | None:
+        """This model's loader processes, started on first use and kept until :meth:`close`."""
+        if num_workers < 1:
+            return None
+        if num_workers not in self._loader_processes:
+            self._loader_processes[num_workers] = process_pool(num_workers)
+        return self._loader_processes[num_workers]
+
+    def close(self) -> None:
+        """Stop the loader processes (if any were started); the model stays usable."""
+        for pool in self._loader_processes.values():
+            pool.shutdown(wait=True, cancel_futures=True)
+        self._loader_processes.clear()
+
+    def _load_function(self, pipelined: bool) -> Callable[[Request], LoadedRequest]:
+        """:func:`.loading.load_request` bound to this model's settings (picklable, for loader processes).
+
+        Loaders that run beside the model (``pipelined``) decode with one thread
+        each: the cores go to the model and to the other loaders, rather than
+        to decoder threads that would all compete for them.
+        """
+        return functools.partial(load_request, num_frames=self.num_frames, vision=self.config.vision,
+                                 decoder_threads=1 if pipelined else None)
 
     @torch.no_grad()
     def generate_texts(self, prepared: Sequence[Prepared], **generation) -> list[str]:

@@ -106,6 +106,7 @@ def load_media(
     frame_range: tuple[int, int] | None = None,
     time_range: tuple[float, float] | None = None,
     fps: float | None = None,
+    decoder_threads: int | None = None,
 ) -> LoadedMedia:
     """Read ``source`` into :class:`LoadedMedia`, sampling ``num_frames`` frames of a video.
 
@@ -113,7 +114,9 @@ def load_media(
     (inclusive frame indices) or ``time_range`` (seconds) restrict the sampled
     part of a video; ``fps`` gives the frame rate of a folder (required) or of an
     array of frames (optional: without it only frame positions are known).
-    Every failure is a :class:`~llava_st.media.MediaError` naming the input.
+    ``decoder_threads`` caps FFmpeg's threads for a video file (see
+    :func:`~llava_st.media.load_video`). Every failure is a
+    :class:`~llava_st.media.MediaError` naming the input.
     """
     from .folder import load_frame_folder  # folder.py imports this module for the extensions
     from .image import load_image
@@ -138,7 +141,8 @@ def load_media(
         if fps is None:
             raise MediaError(f"{source} is a folder of frames: give its frame rate with fps=...")
         return _from_clip(load_frame_folder(source, num_frames, fps, frame_range=frame_range, time_range=time_range))
-    return _from_clip(load_video(source, num_frames, frame_range=frame_range, time_range=time_range))
+    return _from_clip(load_video(source, num_frames, frame_range=frame_range, time_range=time_range,
+                                 decoder_threads=decoder_threads))
 
 
 def _describe(source: Any) -> str:

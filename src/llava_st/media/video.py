@@ -45,6 +45,7 @@ from .errors import CorruptMediaError, EmptyVideoError, MediaNotFoundError, Unsu
 from .isobmff import track_display_matrices
 from .orientation import Orientation
 from .sampling import check_num_frames, resolve_frame_range, sample_frame_indices
+from ..errors import ConfigError
 
 
 def _av():
@@ -72,13 +73,20 @@ def _open(path: str | os.PathLike):
         ) from exc
 
 
-def _video_stream(container, source: str):
-    """The first real video stream (cover-art pictures attached to audio files excluded)."""
+def _video_stream(container, source: str, decoder_threads: int | None = None):
+    """The first real video stream (cover-art pictures attached to audio files excluded).
+
+    ``decoder_threads``: threads FFmpeg may decode with (None: its own choice,
+    one per core; 1: no decoder threads, for loaders that run side by side).
+    """
     av = _av()
     for stream in container.streams.video:
         if not stream.disposition & av.stream.Disposition.attached_pic:
             if stream.codec_context is None:
                 raise UnsupportedMediaError(f"{source}: FFmpeg has no decoder for its video codec")
+            if decoder_threads is not None:
+                stream.thread_type = "NONE" if decoder_threads == 1 else "AUTO"
+                stream.codec_context.thread_count = decoder_threads
             return stream
     raise UnsupportedMediaError(f"{source} has no video stream")
 
@@ -384,7 +392,8 @@ class _SeekingDecoder:
         raise CorruptMediaError(f"{self._source}: frame {i} (pts {target}) cannot be reached by decoding")
 
 
-def _decode_sequential(path: str | os.PathLike, wanted: np.ndarray, source: str) -> dict[int, np.ndarray]:
+def _decode_sequential(path: str | os.PathLike, wanted: np.ndarray, source: str,
+                       decoder_threads: int | None = None) -> dict[int, np.ndarray]:
     """Decode from the start, keeping frames whose output position is in ``wanted`` (sorted).
 
     Opens the file again: raw elementary streams cannot seek back to the start.
@@ -396,7 +405,7 @@ def _decode_sequential(path: str | os.PathLike, wanted: np.ndarray, source: str)
     position = 0
     with _open(path) as container:
         try:
-            for frame in container.decode(_video_stream(container, source)):
+            for frame in container.decode(_video_stream(container, source, decoder_threads)):
                 if position in want:
                     out[position] = _frame_to_rgb(frame, source)
                 if position == last:
@@ -430,6 +439,7 @@ def load_video(
     num_frames: int,
     frame_range: tuple[int, int] | None = None,
     time_range: tuple[float, float] | None = None,
+    decoder_threads: int | None = None,
 ) -> VideoClip:
     """Sample ``num_frames`` frames uniformly over a frame or time range (SPEC §2.1).
 
@@ -438,6 +448,8 @@ def load_video(
     frames on screen at ``t0`` and ``t1`` (see
     :func:`.sampling.frame_range_for_times`); give at most one, the default is
     the whole video. Frames are ``sample_frame_indices(a, b, num_frames)``.
+    ``decoder_threads`` caps FFmpeg's decoding threads (default: one per core;
+    1 where several loaders already run side by side with a model).
 
     Example: a 30000/1001 fps video of 300 frames, ``num_frames=4`` and
     ``time_range=(1.0, 5.0)``: t=1.0 s shows frame 29 (29 * 1001/30000 =
@@ -451,8 +463,11 @@ def load_video(
     """
     source = str(path)
     t = check_num_frames(num_frames, source)
+    if decoder_threads is not None and (isinstance(decoder_threads, bool) or not isinstance(decoder_threads, int)
+                                        or decoder_threads < 1):
+        raise ConfigError(f"decoder_threads must be None or an integer >= 1, got {decoder_threads!r}")
     with _open(path) as container:
-        stream = _video_stream(container, source)
+        stream = _video_stream(container, source, decoder_threads)
         info, index = _probe_open(container, stream, source)
         a, b = resolve_frame_range(frame_range, time_range, info.timestamps, info.duration, source)
         indices = sample_frame_indices(a, b, t)
@@ -462,7 +477,7 @@ def load_video(
             decoded = (decoder.frame(int(i)) for i in wanted)
             frames = _gather(decoded, wanted, indices, source)
     if not index.timed:
-        decoded_by_index = _decode_sequential(path, wanted, source)
+        decoded_by_index = _decode_sequential(path, wanted, source, decoder_threads)
         frames = _gather((decoded_by_index[int(i)] for i in wanted), wanted, indices, source)
     height, width = frames.shape[1:3]
     return VideoClip(
