@@ -302,6 +302,21 @@ def test_resolve_num_frames():
     assert resolve_num_frames(replace(cfg, mode="published"), WithFrames(16)).num_frames == 100
 
 
+def test_bins_default_to_the_predictor_s_own_and_a_resume_checks_them(stvg_file, tmp_path):
+    from llava_st.protocol.tokens import BinCounts
+
+    class WithBins:
+        num_frames = 16
+        bins = BinCounts(50, 20)
+
+    cfg = EvalConfig(bench="stvg", data=Path("d"), media_root=Path("m"), out_dir=Path("o"))
+    assert resolve_num_frames(cfg, WithBins()).bins == BinCounts(50, 20)
+    assert resolve_num_frames(cfg, object()).bins == RELEASE_BINS
+    assert resolve_num_frames(replace(cfg, mode="published"), WithBins()).bins == RELEASE_BINS
+    assert resolve_num_frames(replace(cfg, bins=BinCounts(10, 10)), WithBins()).bins == BinCounts(10, 10)
+    assert resolve_num_frames(cfg, WithBins()).manifest()["bins"] == [50, 20]
+
+
 def test_cli_samples_at_the_model_s_frame_count(stvg_file, tmp_path, monkeypatch):
     from llava_st.zoo import debug
 

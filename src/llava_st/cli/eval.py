@@ -29,10 +29,8 @@ message on stderr; 1 an I/O failure.
 from __future__ import annotations
 
 import argparse
-import functools
 import importlib
 import importlib.util
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -78,8 +76,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--num-bins", type=BinCounts.parse, default=None, metavar="N|TIME,SPACE",
-        help="bins per axis of the model's answers (canonical mode; default: the model's own with the built-in "
-        f"predictor, else the release's {RELEASE_BINS.time})",
+        help="bins per axis of the model's answers (canonical mode; default: the predictor's own (the model's, with the built-in "
+        f"predictor), else the release's {RELEASE_BINS.time})",
     )
     parser.add_argument("--seed", type=count, default=0, help="prompt seed (canonical mode)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -144,19 +142,18 @@ def run(args: argparse.Namespace) -> int:
         options["model"] = args.model
     elif builtin:
         raise ConfigError("give --model (a model folder or name), or a --predictor of your own")
-    # In canonical mode the built-in predictor's frame and bin counts default to the
-    # model's own, read from its config.json (once, and only when needed) before the
-    # model loads, so that the data, the run folder and a resume are checked first.
-    own = functools.cache(lambda: model_config(args.model))
+    # In canonical mode the built-in predictor's frame count defaults to the model's
+    # own, read from its config.json before the model loads, so that the data, the
+    # run folder and a resume are checked first. Bin counts left unset are the
+    # predictor's own (the model's), decided by run_eval.
     uses_own = builtin and mode == "canonical"
-    num_frames = own().num_frames if args.num_frames is None and uses_own else args.num_frames
-    bins = args.num_bins or RELEASE_BINS
+    num_frames = model_config(args.model).num_frames if args.num_frames is None and uses_own else args.num_frames
     cfg = EvalConfig(
         bench=args.bench,
         data=data,
         media_root=media,
         out_dir=args.out,
-        bins=bins,
+        bins=args.num_bins,
         mode=mode,
         split=split,
         num_frames=num_frames,
@@ -168,8 +165,6 @@ def run(args: argparse.Namespace) -> int:
     )
     env = dist_env()
     preflight(cfg)  # bad data or a used folder fail now, not after the model has loaded
-    if args.num_bins is None and uses_own:
-        cfg = replace(cfg, bins=own().coords.bins)
     predictor = load_factory(args.predictor)(**options)
     if not isinstance(predictor, Predictor):
         raise ConfigError(f"--predictor returned {type(predictor).__name__}, which has no ask_batch(requests)")

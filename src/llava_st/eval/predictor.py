@@ -39,6 +39,11 @@ class ModelPredictor:
         """Frames the model samples per video by default (its config's)."""
         return self.st.num_frames
 
+    @property
+    def bins(self):
+        """The model's bin counts (its config's ``coords.bins``), with which its answers are read."""
+        return self.st.config.coords.bins
+
     @staticmethod
     def _ask_request(r: Request):
         from ..infer import Request as AskRequest

@@ -50,7 +50,7 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 from ..config import LlavaSTConfig
 from ..errors import ConfigError, EvalError
 from ..infer.pipeline import BatchError, pipelined
-from ..protocol.tokens import BinCounts
+from ..protocol.tokens import RELEASE_BINS, BinCounts
 from .base import ReleaseCrash, Request, check_mode
 from .benchmarks import get_benchmark
 from .report import markdown
@@ -105,7 +105,8 @@ class EvalConfig:
         media_root: folder the file's image/video paths are relative to.
         out_dir: the run folder (see :mod:`llava_st.eval.store`).
         bins: the model's bin counts (``config.coords.bins``), with which canonical
-            mode reads answers (published mode reads with the release's).
+            mode reads answers (published mode reads with the release's); ``None``:
+            the predictor's ``bins``, else the release's (see :func:`resolve_num_frames`).
         mode: ``"canonical"`` or ``"published"``.
         split: RefCOCO split, for the published comparison.
         num_frames: frames sampled per video; ``None``: the predictor's ``num_frames``
@@ -124,7 +125,7 @@ class EvalConfig:
     data: Path
     media_root: Path
     out_dir: Path
-    bins: BinCounts
+    bins: BinCounts | None = None
     mode: str = "canonical"
     split: str | None = None
     num_frames: int | None = None
@@ -144,18 +145,24 @@ class EvalConfig:
             "media_root": str(Path(self.media_root).resolve()),
             "mode": self.mode,
             "num_frames": self.num_frames,
+            "bins": None if self.bins is None else [self.bins.time, self.bins.space],
             "seed": self.seed,
             "split": self.split,
         }
 
 
 def resolve_num_frames(cfg: EvalConfig, predictor: Any = None) -> EvalConfig:
-    """``cfg`` with its frame count decided: the one given, else :data:`RELEASE_NUM_FRAMES` in
-    published mode, else the predictor's ``num_frames``, else :data:`RELEASE_NUM_FRAMES`."""
-    if cfg.num_frames is not None:
-        return cfg
-    own = getattr(predictor, "num_frames", None) if cfg.mode != "published" else None
-    return replace(cfg, num_frames=int(own) if own is not None else RELEASE_NUM_FRAMES)
+    """``cfg`` with its frame and bin counts decided. Each is the one given, else the
+    release's in published mode, else the predictor's own (``num_frames``, ``bins``),
+    else the release's (:data:`RELEASE_NUM_FRAMES`, :data:`~llava_st.protocol.tokens.RELEASE_BINS`)."""
+    model_own = cfg.mode != "published"
+    if cfg.num_frames is None:
+        own = getattr(predictor, "num_frames", None) if model_own else None
+        cfg = replace(cfg, num_frames=int(own) if own is not None else RELEASE_NUM_FRAMES)
+    if cfg.bins is None:
+        own = getattr(predictor, "bins", None) if model_own else None
+        cfg = replace(cfg, bins=own if own is not None else RELEASE_BINS)
+    return cfg
 
 
 def prompt_rng(seed: int, bench: str, sample_id: int, mode: str) -> random.Random:
@@ -228,15 +235,16 @@ def _load(cfg: EvalConfig):
         raise ConfigError(
             f"published-compatible runs sample {RELEASE_NUM_FRAMES} frames, as the release; do not change num_frames"
         )
-    bench = get_benchmark(cfg.bench, bins=cfg.bins)
+    # before run_eval decides them, the counts only need to read the annotations: any will do
+    bench = get_benchmark(cfg.bench, bins=cfg.bins if cfg.bins is not None else RELEASE_BINS)
     return bench, bench.load(cfg.data)
 
 
 def preflight(cfg: EvalConfig) -> None:
     """Every check of :func:`run_eval` that needs no model (settings, annotation file, output
     folder), so that a command line can fail before it spends minutes loading a model.
-    With ``num_frames=None`` (decided by the predictor) a resumed run's frame
-    count is checked by :func:`run_eval` only.
+    With ``num_frames=None`` or ``bins=None`` (decided by the predictor) a
+    resumed run's frame and bin counts are checked by :func:`run_eval` only.
 
     Raises what :func:`run_eval` raises for the same problems.
     """
@@ -260,9 +268,8 @@ def _folder_problem(out: Path, cfg: EvalConfig) -> str | None:
         if shard_files(out):
             return f"{out} holds records but no {MANIFEST}: it is not a run folder of this runner"
         return None
-    want = cfg.manifest()
-    if cfg.num_frames is None:  # not decided yet (preflight): run_eval checks it
-        del want["num_frames"]
+    # counts not decided yet (preflight, the predictor's own) are checked by run_eval
+    want = {k: v for k, v in cfg.manifest().items() if not (k in ("num_frames", "bins") and v is None)}
     diff = [k for k in want if manifest.get(k) != want[k]]
     if diff:
         return (
