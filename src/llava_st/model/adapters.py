@@ -1,9 +1,10 @@
 """LoRA adapters in the release layout (SPEC §6, §8).
 
 A LoRA stage is stored as a PEFT adapter (``adapter_config.json`` and
-``adapter_model.safetensors`` with ``lora_A``/``lora_B`` pairs) plus
-``non_lora_trainables.bin``, the full tensors the stage trained besides the
-adapters (packer, coordinate tables, embeddings). :func:`load_lora_adapter`
+``adapter_model.safetensors`` with ``lora_A``/``lora_B`` pairs) plus the full
+tensors the stage trained besides the adapters (packer, coordinate tables,
+embeddings): ``non_lora_trainables.bin`` in the release, a pickle, or
+``non_lora_trainables.safetensors`` in the adapters we write. :func:`load_lora_adapter`
 merges both into a model; pickles are read only with ``weights_only=True``.
 """
 
@@ -36,18 +37,38 @@ def _param_name(key: str, params: Mapping[str, torch.Tensor]) -> str | None:
     return mapped if mapped in params else None
 
 
+#: The file of an adapter folder holding the stage's other trained tensors: ours
+#: (safetensors) first, then the release's pickle.
+NON_LORA_FILES = ("non_lora_trainables.safetensors", "non_lora_trainables.bin")
+
+
+def find_non_lora_trainables(folder: Path) -> Path | None:
+    """The non-LoRA tensor file of an adapter folder, or None when it has none."""
+    for name in NON_LORA_FILES:
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
 def copy_non_lora_trainables(
     path: Path, params: Mapping[str, torch.Tensor], resolve, problems: list[str]
 ) -> int:
-    """Copy the full tensors of a ``non_lora_trainables.bin`` into ``params`` (in place); returns the count.
+    """Copy the full tensors of a non-LoRA tensor file into ``params`` (in place); returns the count.
 
-    ``resolve(key)`` gives the parameter name a stored key stands for, or None.
-    The pickle is read with ``weights_only=True``. A key that names no
-    parameter, or a shape that differs, is appended to ``problems`` (the caller
-    raises with all of them) and the tensor is skipped.
+    ``path`` is a ``.safetensors`` file or the release's pickle (read with
+    ``weights_only=True``). ``resolve(key)`` gives the parameter name a stored
+    key stands for, or None. A key that names no parameter, or a shape that
+    differs, is appended to ``problems`` (the caller raises with all of them)
+    and the tensor is skipped.
     """
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        stored = load_file(str(path))
+    else:
+        stored = torch.load(str(path), map_location="cpu", weights_only=True)
     copied = 0
-    for key, tensor in torch.load(str(path), map_location="cpu", weights_only=True).items():
+    for key, tensor in stored.items():
         name = resolve(key)
         if name is None:
             problems.append(f"{path.name}: {key} names no parameter of the model")
@@ -62,13 +83,14 @@ def copy_non_lora_trainables(
 
 
 def load_lora_adapter(model: nn.Module, adapter_dir: str | Path) -> dict[str, int]:
-    """Merge a PEFT LoRA adapter (and ``non_lora_trainables.bin`` if present) into ``model``.
+    """Merge a PEFT LoRA adapter (and its non-LoRA tensors, :data:`NON_LORA_FILES`, if present) into ``model``.
 
     Adapter keys ``base_model.model.<module>.lora_A.weight`` / ``lora_B.weight`` may
     name modules in the release layout (``model.layers.0.self_attn.q_proj``) or in
     ours (``language_model.layers.0...``). Each target weight becomes
     ``W + s * B @ A`` with ``s = lora_alpha / r`` (``lora_alpha / sqrt(r)`` with
-    rsLoRA), computed in float32. ``non_lora_trainables.bin`` (a pickle, read with
+    rsLoRA), computed in float32. ``non_lora_trainables.safetensors`` (ours) or
+    ``non_lora_trainables.bin`` (the release's pickle, read with
     ``weights_only=True``) replaces the full tensors it holds.
 
     Returns counts: ``{"merged": n_lora_pairs, "replaced": n_full_tensors}``.
@@ -129,9 +151,9 @@ def load_lora_adapter(model: nn.Module, adapter_dir: str | Path) -> dict[str, in
             w.copy_((w.float() + scale * delta.to(w.device)).to(w.dtype))
             merged += 1
 
-        extra = folder / "non_lora_trainables.bin"
+        extra = find_non_lora_trainables(folder)
         replaced = 0
-        if extra.is_file():
+        if extra is not None:
             replaced = copy_non_lora_trainables(extra, params, lambda key: _param_name(_strip_peft_prefix(key), params), problems)
     if problems:
         raise CheckpointError(f"adapter {folder} does not fit the model:\n  " + "\n  ".join(problems))
