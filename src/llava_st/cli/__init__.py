@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("llava_st.cli.synth", "generate the ST-Synth synthetic spatial-temporal dataset"),
     "score": ("llava_st.cli.score", "score predictions against a benchmark's annotations (no model)"),
     "eval": ("llava_st.cli.eval", "run a model on a benchmark and score it"),
+    "train": ("llava_st.cli.train", "run one training stage from a recipe (accelerate launch for several GPUs)"),
+    "merge-lora": ("llava_st.cli.merge_lora", "fold a LoRA adapter into a base model"),
 }
 
 
