@@ -9,37 +9,11 @@ from typing import Any, Mapping
 
 import pytest
 
+from annotation_builders import st_item  # noqa: F401 - the tests import it from here
+
 
 def box_tokens(x1: int, y1: int, x2: int, y2: int) -> str:
     return f"[<WIDTH-{x1:03d}><HEIGHT-{y1:03d}><WIDTH-{x2:03d}><HEIGHT-{y2:03d}>]"
-
-
-def st_item(
-    *,
-    split=(0, 198),
-    width=198,
-    height=99,
-    s=20,
-    e=100,
-    track: Mapping[str, list[float]] | None = None,
-    boxes: Mapping[str, list[float]] | None = None,
-    human="<video>\nAt which time interval can we see a dog running? ",
-    gpt="During {<s>,<e>}. Object bounding box: <bboxes>",
-    video="clips/a.mp4",
-) -> dict[str, Any]:
-    spatial: dict[str, Any] = {"<bboxes>": dict(track or {"10": [10, 10, 20, 20]})}
-    spatial.update(boxes or {})
-    return {
-        "video_path": video,
-        "meta": {
-            "width": width,
-            "height": height,
-            "split": list(split),
-            "time_token": {"<s>": s, "<e>": e},
-            "spatial_token": spatial,
-        },
-        "conversations": [{"from": "human", "value": human}, {"from": "gpt", "value": gpt}],
-    }
 
 
 def refcoco_file(path: Path, entries: list[tuple[float, float, list[float], str]]) -> Path:

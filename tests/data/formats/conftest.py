@@ -5,30 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Mapping
+from typing import Any
 
 import pytest
 
+import annotation_builders
 
-def st_item(
-    *,
-    split=(0, 198),
-    width=198,
-    height=99,
-    s=20,
-    e=100,
-    track: Mapping[str, list[float]] | None = None,
-    boxes: Mapping[str, list[float]] | None = None,
-    human="<video>\nAt which time interval can we see a dog running? ",
-    gpt="During {<s>,<e>}. Object bounding box: <bboxes>",
-) -> dict[str, Any]:
-    spatial: dict[str, Any] = {"<bboxes>": dict(track or {"10": [10, 10, 20, 20], "12": [11.5, 10, 20, 20]})}
-    spatial.update(boxes or {})
-    return {
-        "video_path": "clips/a.mp4",
-        "meta": {"width": width, "height": height, "split": list(split), "time_token": {"<s>": s, "<e>": e}, "spatial_token": spatial},
-        "conversations": [{"from": "human", "value": human}, {"from": "gpt", "value": gpt}],
-    }
+
+def st_item(**fields) -> dict[str, Any]:
+    """An ST-Align record (:func:`annotation_builders.st_item`) whose default track has two keys."""
+    fields.setdefault("track", {"10": [10, 10, 20, 20], "12": [11.5, 10, 20, 20]})
+    return annotation_builders.st_item(**fields)
 
 
 def refcoco_data(n: int = 3) -> dict[str, Any]:
