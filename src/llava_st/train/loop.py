@@ -60,16 +60,14 @@ import torch
 
 from ..errors import ConfigError
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .engine import configure_deepspeed, make_accelerator, peak_memory_mb, to_device
+from .report import METRICS, RunLog, echo, run_periodic_eval, truncate_metrics
 from .recipe import Recipe, dump_recipe
 from .schedule import make_scheduler
 from .step import keep_trainables_in_graph, supervised_tokens, training_loss
 
-METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
-LOG = "train.log"
 FINAL = "final"
-_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
-_MODEL_KEYS = ("input_ids", "attention_mask", "coord_values", "labels", "pixel_values", "modalities")
 
 
 @dataclass
@@ -103,223 +101,6 @@ class TrainResult:
 # ------------------------------------------------------------------ accelerator
 
 
-def _has_accelerator() -> bool:
-    acc = getattr(torch, "accelerator", None)
-    if acc is not None and hasattr(acc, "is_available"):
-        return bool(acc.is_available())
-    return torch.cuda.is_available()
-
-
-def _engine_kind(path: str) -> str:
-    """``deepspeed`` for a JSON engine, else the ``distributed_type`` of an accelerate YAML."""
-    if path.endswith(".json"):
-        return "deepspeed"
-    import yaml
-
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"engine: no such file {path}")
-    data = yaml.safe_load(p.read_text()) or {}
-    return str(data.get("distributed_type", "NO")).lower()
-
-
-def make_accelerator(recipe: Recipe):
-    """The :class:`accelerate.Accelerator` of a run (see the module docstring)."""
-    from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs
-
-    kwargs: dict[str, Any] = {
-        "mixed_precision": _PRECISION[recipe.precision],
-        "gradient_accumulation_steps": recipe.batch.grad_accum,
-        "kwargs_handlers": [DistributedDataParallelKwargs(find_unused_parameters=True)],
-    }
-    env_true = lambda name: os.environ.get(name, "false").lower() == "true"  # noqa: E731
-    if recipe.engine is not None:
-        kind = _engine_kind(recipe.engine)
-        if kind == "deepspeed" and not env_true("ACCELERATE_USE_DEEPSPEED"):
-            try:
-                import deepspeed  # noqa: F401
-            except ImportError:
-                raise ConfigError(
-                    f"engine: {recipe.engine} is a DeepSpeed config but deepspeed is not installed "
-                    "(pip install deepspeed), or set engine=null"
-                ) from None
-            from accelerate.utils import DeepSpeedPlugin
-
-            kwargs["deepspeed_plugin"] = DeepSpeedPlugin(hf_ds_config=recipe.engine)
-        elif kind == "fsdp" and not env_true("ACCELERATE_USE_FSDP"):
-            raise ConfigError(
-                f"engine: {recipe.engine} is an FSDP config; start the run with "
-                f"accelerate launch --config_file {recipe.engine} -m llava_st train ..."
-            )
-    if env_true("ACCELERATE_USE_FSDP") and recipe.trainable.embed_tokens == "new":
-        raise ConfigError(
-            "trainable.embed_tokens: 'new' masks rows of the embedding gradient with a hook that FSDP's "
-            "flattened/sharded parameters do not keep; use 'all' under FSDP"
-        )
-    if not _has_accelerator():
-        kwargs["cpu"] = True  # accelerate would otherwise not start a multi-process CPU (gloo) run
-    return Accelerator(**kwargs)
-
-
-def _configure_deepspeed(accelerator, recipe: Recipe) -> None:
-    """Fill the DeepSpeed config values accelerate would guess: clipping, batch sizes."""
-    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
-    if plugin is None:
-        return
-    cfg = plugin.deepspeed_config
-    cfg["gradient_clipping"] = float(recipe.optim.max_grad_norm or 0.0)  # 0 = no clipping in DeepSpeed
-    cfg["train_micro_batch_size_per_gpu"] = recipe.batch.per_device
-    cfg["gradient_accumulation_steps"] = recipe.batch.grad_accum
-    cfg["train_batch_size"] = recipe.batch.per_device * recipe.batch.grad_accum * accelerator.num_processes
-
-
-# ------------------------------------------------------------------ small helpers
-
-
-def _peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    out = {}
-    for k in _MODEL_KEYS:
-        v = batch.get(k)
-        if isinstance(v, torch.Tensor):
-            v = v.to(device, non_blocking=True)
-        elif k == "pixel_values" and v is not None:
-            v = [None if t is None else t.to(device, non_blocking=True) for t in v]
-        out[k] = v
-    return out
-
-
-class _Writer:
-    """Log lines, metrics JSONL and TensorBoard of the main process (no-ops elsewhere)."""
-
-    def __init__(self, run_dir: Path, main: bool, echo: Callable[[str], None] | None):
-        self.main = main
-        self.run_dir = run_dir
-        self.echo = echo
-        self.tb = None
-        if main:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(run_dir / "tb"))
-            except ImportError:  # tensorboard is optional
-                self.tb = None
-
-    def log(self, message: str) -> None:
-        if not self.main:
-            return
-        with open(self.run_dir / LOG, "a", encoding="utf-8") as fh:
-            fh.write(message + "\n")
-        if self.echo is not None:
-            self.echo(message)
-
-    def metrics(self, record: dict[str, Any]) -> None:
-        if not self.main:
-            return
-        with open(self.run_dir / METRICS, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        if self.tb is not None:
-            step = record.get("step", 0)
-            for k, v in record.items():
-                if isinstance(v, (int, float)) and k != "step":
-                    self.tb.add_scalar(f"train/{k}", v, step)
-                elif isinstance(v, dict):
-                    for kk, vv in v.items():
-                        if isinstance(vv, (int, float)):
-                            self.tb.add_scalar(f"{k}/{kk}", vv, step)
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop metric lines past ``step`` (written by a run that was stopped after its last checkpoint)."""
-    if not path.is_file():
-        return
-    kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            if json.loads(line).get("step", 0) <= step:
-                kept.append(line)
-        except json.JSONDecodeError:  # a line cut short by a kill
-            continue
-    path.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
-
-
-def _echo(message: str) -> None:
-    from tqdm import tqdm
-
-    tqdm.write(message, file=sys.stderr)
-
-
-# ------------------------------------------------------------------ evaluation
-
-
-def run_periodic_eval(accelerator, model, processor, recipe: Recipe, step: int, run_dir: Path) -> dict[str, Any]:
-    """Evaluate the model on the recipe's benchmarks (main process; the others wait).
-
-    Each benchmark runs through :func:`llava_st.eval.runner.run_eval` into
-    ``<output.dir>/eval/step-<N>/<benchmark>`` and its report's metrics are
-    returned ``{benchmark: metrics}`` (empty on other processes).
-    """
-    results: dict[str, Any] = {}
-    if accelerator.is_main_process:
-        from ..eval.benchmarks import default_paths
-        from ..eval.predictor import ModelPredictor
-        from ..eval.runner import EvalConfig, run_eval
-        from ..eval.shards import DistEnv
-        from ..infer import LlavaST
-
-        unwrapped = accelerator.unwrap_model(model)
-        was_training = unwrapped.training
-        st = LlavaST(unwrapped, processor)
-        predictor = ModelPredictor(st, media_workers=1, max_new_tokens=recipe.eval.max_new_tokens)
-        try:
-            with torch.no_grad(), accelerator.autocast():
-                for bench in recipe.eval.benchmarks:
-                    data, media = default_paths(bench, recipe.eval.data_root, recipe.eval.split)
-                    cfg = EvalConfig(
-                        bench=bench,
-                        data=data,
-                        media_root=media,
-                        out_dir=run_dir / "eval" / f"step-{step}" / bench,
-                        bins=unwrapped.config.coords.bins,
-                        mode=recipe.eval.mode,
-                        split=recipe.eval.split,
-                        batch_size=recipe.eval.batch_size,
-                        limit=recipe.eval.max_samples,
-                        seed=recipe.seed,
-                        progress=False,
-                    )
-                    report = run_eval(predictor, cfg, DistEnv(0, 1, 0))
-                    results[bench] = report.get("metrics", report) if report else {}
-        finally:
-            predictor.close()
-            unwrapped.train(was_training)
-    accelerator.wait_for_everyone()
-    return results
-
-
-# ------------------------------------------------------------------ the loop
-
-
 def _check_run_dir(run_dir: Path, resume: bool) -> None:
     busy = [p.name for p in run_dir.iterdir()] if run_dir.is_dir() else []
     if busy and not resume:
@@ -333,7 +114,7 @@ def train(
     recipe: Recipe,
     *,
     resume: bool = False,
-    echo: Callable[[str], None] | None = _echo,
+    echo: Callable[[str], None] | None = echo,
     progress: bool = True,
 ) -> TrainResult:
     """Run one training stage (see the module docstring); returns its :class:`TrainResult`.
@@ -359,7 +140,7 @@ def train(
         _check_run_dir(run_dir, resume)
         run_dir.mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()
-    out = _Writer(run_dir, main, echo)
+    out = RunLog(run_dir, main, echo)
     world, rank = accelerator.num_processes, accelerator.process_index
     if recipe.eval.every or recipe.eval.at_end:
         sharded = accelerator.distributed_type == DistributedType.FSDP or (
@@ -406,7 +187,7 @@ def train(
     optimizer = torch.optim.AdamW(built.groups, lr=recipe.optim.lr, betas=betas, eps=recipe.optim.eps,
                                   weight_decay=recipe.optim.weight_decay)
     scheduler = make_scheduler(optimizer, total_steps, recipe.schedule.warmup_ratio, recipe.schedule.scheduler)
-    _configure_deepspeed(accelerator, recipe)
+    configure_deepspeed(accelerator, recipe)
     if accelerator.distributed_type == DistributedType.FSDP:
         keep_trainables_in_graph(model)  # registered before FSDP's own hooks, so it sees gathered weights
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -429,7 +210,7 @@ def train(
         counters.update(state.get("counters", {}))
         resumed_from = step
         if main:
-            _truncate_metrics(run_dir / METRICS, step)
+            truncate_metrics(run_dir / METRICS, step)
         out.log(f"resumed from {ckpt}: step {step}, epoch {epoch}, step {in_epoch} of {steps_per_epoch} in the epoch")
     elif resume:
         out.log(f"--resume: no checkpoint in {run_dir}; starting from the beginning")
@@ -516,7 +297,7 @@ def train(
             for b, n in zip(micro, counts) if total_tokens > 0 else ():
                 with accelerator.accumulate(model):
                     if n > 0:
-                        result = training_loss(model, _to_device(b, device))
+                        result = training_loss(model, to_device(b, device))
                         loss = result.loss * (n * world * recipe.batch.grad_accum / total_tokens)
                         loss_sum += result.loss.detach().double() * n
                     else:  # this rank's micro-batch was all skipped: a zero loss keeps the ranks in step
@@ -569,7 +350,7 @@ def train(
                     "loader_startup_s": startup_s,
                     "loader_wait_share_window": window["wait"] / span,
                     "elapsed_s": elapsed,
-                    "peak_memory_mb": _peak_memory_mb(device),
+                    "peak_memory_mb": peak_memory_mb(device),
                 }
                 if evaluated:
                     record["eval"] = evaluated
@@ -614,7 +395,7 @@ def train(
         loader_wait_share=wait_s / max(loop_wall - (startup_s or 0.0), 1e-9),
         loader_startup_s=startup_s or 0.0,
         tokens_per_s=counters["input_tokens"] / max(loop_wall, 1e-9) if resumed_from is None else float("nan"),
-        peak_memory_mb=_peak_memory_mb(device),
+        peak_memory_mb=peak_memory_mb(device),
         resumed_from=resumed_from,
         extra={"world_size": world, "global_batch": global_batch, "total_steps": total_steps,
                "steps_per_epoch": steps_per_epoch, "eval": eval_results},
