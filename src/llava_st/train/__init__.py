@@ -2,6 +2,7 @@
 
 * :mod:`.recipe`: typed stage recipes read from YAML (``recipes/`` at the
   repository root) with ``key=value`` overrides.
+* :mod:`.typed_yaml`: the checking reader of YAML into dataclasses and overrides.
 * :mod:`.trainability`: the one function that says what trains, with
   per-part learning rates, and new-token initialisation.
 * :mod:`.lora`: LoRA on the LLM through ``peft``; merge, save and attach
@@ -10,6 +11,8 @@
   gradient-parity tests.
 * :mod:`.build`: a stage's model, processor and optimizer groups from its recipe.
 * :mod:`.loop`: :func:`train`, the one trainer (accelerate: one CPU to many GPUs).
+* :mod:`.engine`: the accelerate set-up a recipe asks for; :mod:`.report`: the
+  run's log, metrics and periodic evaluation.
 * :mod:`.schedule`: warmup + cosine (linear, constant) learning-rate schedules.
 * :mod:`.checkpoint`: resumable checkpoints in safetensors and JSON.
 * :mod:`.export`: the final model folder, LoRA adapters, ``merge-lora``.
