@@ -25,8 +25,9 @@ Loading runs in threads by default: they start at once and the loaded frames
 need no copying. Threads share the interpreter lock with the model's
 generation loop, though, and video decoding holds it for part of its work,
 so a run whose loading and generating take comparable time overlaps them only
-partly (``bench/batch_generation.py`` measures it); ``processes=True`` loads in
-worker processes instead (``prepare`` and its results must then pickle), and
+partly (``bench/batch_generation.py`` measures it); a ``pool`` of worker
+processes (:func:`process_pool`) loads outside the interpreter instead
+(``prepare`` and its results must then pickle), and
 ``finish`` runs the cheap rest of the preparation (the prompt's encoding) in
 the calling thread. Nothing here imports torch or a model.
 """
@@ -118,20 +119,19 @@ def process_pool(num_workers: int) -> ProcessPoolExecutor:
 
 
 class Prefetcher(Generic[R, P]):
-    """Loads requests with ``prepare`` on ``num_workers`` threads (or processes) ahead of their use.
+    """Loads requests with ``prepare`` on ``num_workers`` threads (or on ``pool``) ahead of their use.
 
     Requests are named by a key (any hashable; an index, a sample id).
     :meth:`prefetch` and :meth:`take` are called from one thread, the one that
     runs the model; ``prepare`` runs on the pool and must be thread-safe (with
-    ``processes=True``: a picklable function whose arguments and results
+    a process ``pool``: a picklable function whose arguments and results
     pickle). ``finish``, when given, turns each prepared value into its final
     form in the calling thread. With ``num_workers = 0`` nothing is loaded
     ahead and :meth:`take` loads in place.
     """
 
     def __init__(self, prepare: Callable[[R], Any], num_workers: int = 2, *,
-                 finish: Callable[[Any], P] | None = None, processes: bool = False,
-                 pool: Executor | None = None):
+                 finish: Callable[[Any], P] | None = None, pool: Executor | None = None):
         workers = int(num_workers)
         if workers < 0:
             raise ConfigError(f"num_workers must be >= 0, got {num_workers}")
@@ -140,8 +140,7 @@ class Prefetcher(Generic[R, P]):
         self._pool: Executor | None = pool
         self._own_pool = pool is None
         if pool is None and workers:
-            self._pool = process_pool(workers) if processes else ThreadPoolExecutor(
-                workers, thread_name_prefix="llava-st-load")
+            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="llava-st-load")
         self._pending: dict[Hashable, Future] = {}
         self.waiting = 0.0  # seconds spent in take()
 
@@ -244,14 +243,13 @@ def run_batches(
     batch_size: int,
     num_workers: int = 2,
     finish: Callable[[Any], P] | None = None,
-    processes: bool = False,
     pool: Executor | None = None,
     depth: int = 1,
     describe: Callable[[int, R], str] = lambda i, r: f"request {i}",
     progress: Callable[[int], None] | None = None,
 ) -> tuple[list[T], BatchStats]:
     """Answer ``items`` in batches of ``batch_size``, loading the next ``depth`` batches meanwhile
-    (on a :class:`Prefetcher` of ``num_workers`` threads or ``processes``, or on ``pool``; ``finish`` applied).
+    (on a :class:`Prefetcher` of ``num_workers`` threads, or on ``pool``; ``finish`` applied).
 
     Returns the answers in order and the run's :class:`BatchStats`. When some
     loads fail, every other request is still answered, and then
@@ -269,7 +267,7 @@ def run_batches(
     results: list[T | None] = []
     failures: dict[int, Exception] = {}
 
-    with Prefetcher(prepare, num_workers, finish=finish, processes=processes, pool=pool) as loader:
+    with Prefetcher(prepare, num_workers, finish=finish, pool=pool) as loader:
 
         def run(batch):
             loaded = loader.take(batch)

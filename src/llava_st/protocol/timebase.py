@@ -200,7 +200,7 @@ class Timeline:
         arr = np.asarray(t, dtype=np.float64)
         if np.any(~np.isfinite(arr)) or np.any(arr < 0.0) or np.any(arr > 1.0):
             raise OutOfRangeError(f"normalised time {t} is outside [0, 1]")
-        return interpolate_sampled(arr if arr.ndim else float(arr), ts)
+        return interpolate_sampled(arr, ts)
 
     def to_normalised(self, seconds: float | np.ndarray) -> float | np.ndarray:
         """Seconds -> normalised time in [0, 1].
