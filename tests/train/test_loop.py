@@ -53,6 +53,17 @@ def _metrics(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
+
+def _train_on_one_thread(recipe):
+    """``train(recipe)`` with one torch thread (deterministic kernels; module fixtures outlive ``one_thread``)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return train(recipe, echo=None, progress=False)
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def stage1(tmp_path_factory, synth_data, tokenizer_dir, train_tools):
     """A 24-step stage-1 run (packer + input embedding), data in 2 worker processes,
@@ -73,12 +84,7 @@ def stage1(tmp_path_factory, synth_data, tokenizer_dir, train_tools):
         train_tools["recipes"] / "stage1.yaml",
         train_tools["overrides"](tokenizer_dir, synth_data / "stage1.yaml", out, **overrides),
     )
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        result = train(recipe, echo=None, progress=False)
-    finally:
-        torch.set_num_threads(before)
+    result = _train_on_one_thread(recipe)
     return recipe, result
 
 
@@ -137,12 +143,7 @@ def stage2_reference(stage1, tmp_path_factory, synth_data, tokenizer_dir, train_
         **{"model.path": str(s1.final_dir), "schedule.max_steps": 8, "output.save_every": 3, "output.keep_last": 2},
     )
     recipe = load_recipe(train_tools["recipes"] / "stage2.yaml", overrides)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        result = train(recipe, echo=None, progress=False)
-    finally:
-        torch.set_num_threads(before)
+    result = _train_on_one_thread(recipe)
     return overrides, result
 
 
@@ -334,7 +335,12 @@ full = {n: p.full_tensor() for n, p in model.named_parameters() if p.requires_gr
 if rank == 0:
     from safetensors.torch import save_file
     save_file({k: v.contiguous() for k, v in full.items()}, sys.argv[2])
+dist.barrier()
 dist.destroy_process_group()
+# Leave at once: background threads that decoding and gloo started can abort
+# the interpreter's normal shutdown ("terminate called without an active exception").
+sys.stdout.flush(); sys.stderr.flush()
+import os; os._exit(0)
 '''
 
 
