@@ -425,6 +425,11 @@ class LlavaSTConfig:
             extra={k: copy.deepcopy(v) for k, v in data.items() if k not in _OWNED_KEYS},
         )
         resampler = data.get("mm_resampler_type", "fast_slow_resampler")
+        if resampler is None:
+            raise ConfigError(
+                "mm_resampler_type is null: this is a LLaVA-OneVision config, not a LLaVA-ST one; a training "
+                "recipe converts such a checkpoint with model.kind: onevision"
+            )
         if resampler != "fast_slow_resampler":
             raise ConfigError(f"mm_resampler_type {resampler!r} is not supported (LLaVA-ST uses 'fast_slow_resampler')")
         for key, expected in (
@@ -470,7 +475,7 @@ class LlavaSTConfig:
         return out
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path) -> "LlavaSTConfig":
+    def from_pretrained(cls, folder: str | Path, layout: str = "llava_st") -> "LlavaSTConfig":
         """The config of a model folder in the release layout, its tower resolved.
 
         Configs we write carry the tower inline (``vision_config``). A release
@@ -478,12 +483,21 @@ class LlavaSTConfig:
         holding ``config.json`` (relative to the model folder, or absolute), its
         sizes are read from there; otherwise (the release's hub id) the so400m
         defaults of :class:`VisionConfig` apply.
+
+        ``layout="onevision"`` reads a LLaVA-OneVision Qwen2 + SigLIP folder (the
+        checkpoint the release's stage 1 starts from) as the config of the
+        LLaVA-ST model converted from it: see :func:`onevision_release_dict`.
         """
+        if layout not in ("llava_st", "onevision"):
+            raise ConfigError(f"layout must be 'llava_st' or 'onevision', got {layout!r}")
         folder = Path(folder)
         path = folder / "config.json"
         if not path.is_file():
-            raise ModelNotFoundError(f"no config.json in {folder}")
+            what = "a LLaVA-OneVision checkpoint folder" if layout == "onevision" else "a model folder"
+            raise ModelNotFoundError(f"no config.json in {folder}: not {what}")
         data = _read_json(path)
+        if layout == "onevision":
+            data = onevision_release_dict(data, source=str(path))
         vision = None
         name = data.get("mm_vision_tower") or data.get("vision_tower")
         if "vision_config" not in data and name:
@@ -512,6 +526,69 @@ class LlavaSTConfig:
     def replace(self, **changes) -> "LlavaSTConfig":
         """A copy with top-level fields changed (validated again)."""
         return replace(self, **changes)
+
+
+#: ``model_type`` of LLaVA-OneVision's own (LLaVA-NeXT) configs: lmms-lab's folders say ``llava``,
+#: its code's config class ``llava_qwen``.
+ONEVISION_MODEL_TYPES = ("llava_qwen", "llava")
+#: Keys only LLaVA-ST configs (the release's or ours) carry.
+_LLAVA_ST_ONLY_KEYS = ("mm_perceiver_latents", "mm_perceiver_latents_fast", "num_temporal_tokens",
+                       "num_spatial_tokens", "inject_width_inputs", "inject_fast_stream", "vision_config")
+
+
+def onevision_release_dict(data: Mapping[str, Any], source: str = "config.json") -> dict[str, Any]:
+    """A LLaVA-OneVision Qwen2 + SigLIP ``config.json`` rewritten as the release-layout dict
+    of the LLaVA-ST model converted from it, for :meth:`LlavaSTConfig.from_release_dict`.
+
+    OneVision's config is LLaVA-ST's minus what LLaVA-ST adds (SPEC §6): the
+    Qwen2 fields, ``mm_vision_tower``, ``mm_hidden_size``,
+    ``mm_vision_select_layer`` and ``mm_projector_type`` mean the same. Changed:
+
+    * ``model_type`` becomes ``llava_qwen``;
+    * ``mm_resampler_type`` (null in OneVision) becomes ``fast_slow_resampler``
+      and the packer, bin counts and frame count take our defaults (the
+      release's), which :meth:`LlavaSTConfig.from_release_dict` fills in;
+    * ``mm_patch_merge_type`` becomes ``flat``: LLaVA-ST feeds an image as its
+      729 tokens, unmerged, so OneVision's ``image_newline`` is not part of the
+      converted model;
+    * ``inject_width_inputs`` and ``inject_fast_stream`` are ``true``: the
+      converted model is one we train (SPEC §7); a recipe may set them.
+
+    ``vocab_size`` stays the checkpoint's row count; the conversion sizes the
+    model to its tokenizer. Every other key is kept (``extra``).
+
+    Raises:
+        ConfigError: the config is not OneVision's: a LLaVA-ST config (use
+            ``kind: llava_st``), transformers' converted layout
+            (``llava_onevision``, nested ``text_config``), or no multimodal keys.
+    """
+    model_type = data.get("model_type")
+    if "text_config" in data or model_type not in ONEVISION_MODEL_TYPES:
+        raise ConfigError(
+            f"{source}: model_type {model_type!r} is not a LLaVA-OneVision config in its own (LLaVA-NeXT) "
+            f"layout (model_type one of {list(ONEVISION_MODEL_TYPES)}, flat mm_* keys, as lmms-lab's "
+            "llava-onevision-qwen2-* folders); transformers' converted layout (llava_onevision) is not read"
+        )
+    st_keys = [k for k in _LLAVA_ST_ONLY_KEYS if k in data]
+    if data.get("mm_resampler_type") == "fast_slow_resampler" or st_keys:
+        raise ConfigError(
+            f"{source} is already a LLaVA-ST config (mm_resampler_type {data.get('mm_resampler_type')!r}"
+            f"{', keys ' + str(st_keys) if st_keys else ''}); load it with model.kind: llava_st"
+        )
+    if not data.get("mm_vision_tower"):
+        raise ConfigError(
+            f"{source} names no vision tower (mm_vision_tower): not a LLaVA-OneVision checkpoint "
+            "(a plain Qwen2 checkpoint cannot be converted)"
+        )
+    out = {k: copy.deepcopy(v) for k, v in data.items() if k != "mm_resampler_type"}
+    out.update(
+        model_type=MODEL_TYPE,
+        mm_resampler_type="fast_slow_resampler",
+        mm_patch_merge_type="flat",
+        inject_width_inputs=True,
+        inject_fast_stream=True,
+    )
+    return out
 
 
 def _read_json(path: Path) -> dict[str, Any]:

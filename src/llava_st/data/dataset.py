@@ -226,11 +226,13 @@ def worker_context(method: str = "forkserver"):
 
     ``forkserver`` (the default) starts workers from a clean server process that
     has imported this module (and so torch) once: a worker inherits no state of
-    the training process. Plain ``fork`` copies the parent as it is, including
-    library state that only works in the process that made it: a worker forked
-    from a process whose main thread already decoded video (FFmpeg's scaler
-    context, which runs its own threads) hangs on its first frame. ``fork`` is
-    still offered (no pickling of the dataset); ``spawn`` works everywhere.
+    the training process (its CUDA context, its memory, other libraries'
+    threads) and does not depend on what that process did before. ``fork``
+    copies the parent as it is and needs no pickling of the dataset; it is safe
+    after the parent decoded video with :mod:`llava_st.media`, which keeps no
+    FFmpeg object that owns threads beyond the call that made it (a copy of one
+    in a forked worker used to hang it: see :mod:`llava_st.media.video`, "Fork";
+    ``tests/media/test_video_fork.py`` checks it). ``spawn`` works everywhere.
     """
     import multiprocessing
 

@@ -26,6 +26,16 @@ decodes nothing, reads the same matrix from the mp4/mov header
 (:mod:`.isobmff`); other containers rarely carry one, and for them the probe
 reports the stored size while :func:`load_video` still applies what the
 decoder reports.
+
+Fork: a process may fork (DataLoader workers started with ``fork``) after it
+decoded video here. FFmpeg objects that own threads (a decoder's slice or frame
+threads, a scaler's thread pool) are the danger: a forked child gets a copy of
+such an object but not its threads, and using or freeing the copy waits forever
+for them. So no such object outlives the call that made it: each call's codec
+context is freed when its container closes (no reference cycle keeps it for the
+garbage collector to free later, possibly in the child) and the per-thread RGB
+converter runs without a thread pool. ``tests/media/test_video_fork.py`` forks
+DataLoader workers after decoding in the parent.
 """
 
 from __future__ import annotations
@@ -286,11 +296,16 @@ def _frame_to_rgb(frame, source: str) -> np.ndarray:
     # PyAV converts with the frame's own colour matrix and range (full-range
     # phone video included; tests/media check both). One reformatter per thread
     # keeps its scaler context between frames (4x faster on small frames than a
-    # new one per frame; the same pixels).
+    # new one per frame; the same pixels). It scales on the calling thread
+    # (threads=1): with PyAV's default (0, one thread per core) the scaler owns a
+    # pool of FFmpeg threads for the life of the process, and a process forked
+    # from here (a DataLoader worker) would inherit the context but not its
+    # threads, then hang in its first conversion (waiting for workers that do not
+    # exist) or when freeing it (joining them). See the module docstring, "Fork".
     reformatter = getattr(_THREAD, "reformatter", None)
     if reformatter is None:
         reformatter = _THREAD.reformatter = av.video.reformatter.VideoReformatter()
-    rgb = reformatter.reformat(frame, format="rgb24").to_ndarray()
+    rgb = reformatter.reformat(frame, format="rgb24", threads=1).to_ndarray()
     try:
         matrix = frame.side_data[av.sidedata.sidedata.Type.DISPLAYMATRIX]
     except KeyError:
@@ -316,6 +331,21 @@ class _SeekingDecoder:
         self._frames = None  # decoded-frame generator since the last seek
         self._fed_upto = -1  # decode position of the last packet given to the decoder
         self._use_dts_first = False
+
+    def close(self) -> None:
+        """Finish the decoding generator and drop the stream.
+
+        The generator refers to this object and this object to the generator: a
+        reference cycle that would keep the stream's codec context, and with it
+        the decoder's FFmpeg threads, alive until Python's cyclic garbage
+        collector happens to run, possibly in a forked child that then hangs
+        joining threads it does not have. Closing breaks the cycle, so the codec
+        context is freed as soon as the container is closed.
+        """
+        if self._frames is not None:
+            self._frames.close()
+        self._frames = None
+        self._container = self._stream = None
 
     def _decoded(self):
         av = _av()
@@ -474,8 +504,10 @@ def load_video(
         wanted = np.unique(indices)  # ascending, each frame decoded once
         if index.timed:
             decoder = _SeekingDecoder(container, stream, index, source, wanted)
-            decoded = (decoder.frame(int(i)) for i in wanted)
-            frames = _gather(decoded, wanted, indices, source)
+            try:
+                frames = _gather((decoder.frame(int(i)) for i in wanted), wanted, indices, source)
+            finally:
+                decoder.close()
     if not index.timed:
         decoded_by_index = _decode_sequential(path, wanted, source, decoder_threads)
         frames = _gather((decoded_by_index[int(i)] for i in wanted), wanted, indices, source)

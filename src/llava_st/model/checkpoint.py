@@ -7,7 +7,12 @@ declarative table :data:`KEY_MAP` (release prefix -> our prefix, longest
 prefix wins, used in both directions). Loading is strict by default: every
 parameter of the model must be provided and every tensor of the checkpoint
 must be used, with matching shapes; otherwise :class:`CheckpointError` lists
-every missing, unexpected and mis-shaped key.
+every missing, unexpected and mis-shaped key. A non-strict load (``strict=False``,
+e.g. converting a LLaVA-OneVision checkpoint, which lacks what LLaVA-ST adds)
+loads what fits, gives every parameter without a tensor its init (the model's
+own for the LLaVA-ST parts: packer, coordinate tables, projector; transformers'
+standard one for the tower and the LLM) and never passes silently: the
+:class:`LoadReport` is kept in ``model.load_report`` and logged as a warning.
 
 The tower's config comes from an inline ``vision_config`` (configs we write),
 else from the folder named by ``mm_vision_tower`` when it is a local folder
@@ -21,6 +26,7 @@ LoRA adapters in the release layout are read by :mod:`.adapters`.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -30,6 +36,8 @@ from torch import nn
 
 from ..config import LlavaSTConfig
 from ..errors import CheckpointError, ConfigError, ModelNotFoundError
+
+logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -199,10 +207,36 @@ def _materialise_buffers(model: nn.Module) -> None:
             )
 
 
+#: Parts of our own (not transformers modules): a module there whose parameters all
+#: came without a tensor gets the init it has when the model is built (``reset_parameters``).
+_OWN_INIT_PREFIXES = ("packer.", "coord_tables", "projector.")
+
+
 def _init_missing(model: nn.Module, names: list[str], device, dtype) -> None:
-    """Give parameters the checkpoint did not provide real storage and a standard init."""
+    """Give parameters the checkpoint did not provide real storage and an init.
+
+    A module of our own parts (:data:`_OWN_INIT_PREFIXES`) whose direct
+    parameters are all missing is materialised and reset with its own
+    ``reset_parameters`` (as building the model would). Any other parameter gets
+    transformers' standard init: biases and ``image_newline`` zero, norm scales
+    one, other weights normal with std 0.02.
+    """
     params = dict(model.named_parameters(remove_duplicate=False))
-    for name in names:
+    missing = set(names)
+    for module_name, module in model.named_modules():
+        if not module_name.startswith(_OWN_INIT_PREFIXES) or not hasattr(module, "reset_parameters"):
+            continue
+        own = [f"{module_name}.{attr}" for attr, p in module.named_parameters(recurse=False) if p is not None]
+        if not own or not missing.issuperset(own):
+            continue
+        for name in own:
+            attr = name.rpartition(".")[2]
+            old = params[name]
+            setattr(module, attr, nn.Parameter(torch.empty(old.shape, dtype=dtype, device=device),
+                                               requires_grad=old.requires_grad))
+        module.reset_parameters()
+        missing.difference_update(own)
+    for name in [n for n in names if n in missing]:
         module_name, _, attr = name.rpartition(".")
         module = model.get_submodule(module_name) if module_name else model
         old = params[name]
@@ -287,22 +321,56 @@ def load_pretrained(
     Returns:
         The model in eval mode.
     """
-    from safetensors import safe_open
-
     folder = Path(path)
     if not folder.is_dir():
         raise ModelNotFoundError(f"model folder not found: {folder}")
+    config = config or LlavaSTConfig.from_pretrained(folder)
+    tensors = read_tensors(folder, dtype=dtype, device=device)
+    return model_from_tensors(
+        config, tensors, device=device, dtype=dtype, attn_implementation=attn_implementation, strict=strict,
+        source=str(folder),
+    )
+
+
+def read_tensors(
+    folder: str | Path, dtype: torch.dtype | str = torch.float32, device: str | torch.device = "cpu"
+) -> dict[str, torch.Tensor]:
+    """Every tensor of a folder's safetensors weights (one file or shards), under its stored key,
+    floating-point ones cast to ``dtype``, on ``device``."""
+    from safetensors import safe_open
+
     dtype = _parse_dtype(dtype)
     device = torch.device(device)
-    config = config or LlavaSTConfig.from_pretrained(folder)
-    model = build_empty(config, attn_implementation)
     tensors: dict[str, torch.Tensor] = {}
-    for file in _weight_files(folder):
+    for file in _weight_files(Path(folder)):
         with safe_open(str(file), framework="pt", device="cpu") as f:
             for key in f.keys():
                 t = f.get_tensor(key)
                 tensors[key] = (t.to(dtype) if t.is_floating_point() else t).to(device)
-    report = load_state_dict_into(model, tensors, strict=strict, source=str(folder))
+    return tensors
+
+
+def model_from_tensors(
+    config: LlavaSTConfig,
+    tensors: Mapping[str, torch.Tensor],
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | str = torch.float32,
+    attn_implementation: str = "sdpa",
+    strict: bool = True,
+    source: str = "checkpoint",
+):
+    """A :class:`LlavaSTModel` of ``config`` holding release-keyed ``tensors`` (see :func:`load_pretrained`).
+
+    ``tensors`` must already be on ``device`` in ``dtype`` (:func:`read_tensors`);
+    ``source`` names them in messages. Non-strict: parameters without a tensor
+    are initialised (:func:`_init_missing`) and the report is logged.
+    """
+    dtype = _parse_dtype(dtype)
+    device = torch.device(device)
+    model = build_empty(config, attn_implementation)
+    report = load_state_dict_into(model, tensors, strict=strict, source=source)
+    if not report.ok:
+        logger.warning("%s was loaded non-strictly:\n%s", source, report)
     not_loaded = [n for n, p in model.named_parameters() if p.is_meta]
     if not_loaded:
         _init_missing(model, not_loaded, device, dtype)

@@ -54,7 +54,13 @@ class RegionAttention(nn.Module):
         self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * dim))
         self.out_proj = nn.Linear(dim, dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The packed input projection as ``torch.nn.MultiheadAttention`` starts it
+        (``out_proj`` is a Linear with its own init)."""
         nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.zeros_(self.in_proj_bias)
 
     def forward(self, q: torch.Tensor, kv_k: torch.Tensor, kv_v: torch.Tensor, key_mask: torch.Tensor | None = None):
         """``q`` ``[N, E]``, ``kv_k``/``kv_v`` ``[N, R, E]``, ``key_mask`` ``[N, R]`` bool (True = attend) -> ``[N, E]``."""

@@ -4,22 +4,25 @@ Order of preparation (each step named by a key of the recipe's ``model``
 section, then ``lora``, ``trainable``, ``ntp`` and ``gradient_checkpointing``):
 
 1. the source: ``path`` (a LLaVA-ST folder in the release layout, loaded in
-   float32) or ``zoo`` (a named config with random weights drawn after
+   float32; with ``kind: onevision`` a LLaVA-OneVision Qwen2 + SigLIP folder,
+   converted by :func:`~llava_st.train.onevision.convert_onevision`: text rows
+   sized to the tokenizer, the LLaVA-ST tokens' rows at the mean of the others,
+   packer and coordinate tables initialised (after ``torch.manual_seed(seed)``),
+   unused tensors such as the extra tower layer and ``image_newline`` reported
+   in the notes) or ``zoo`` (a named config with random weights drawn after
    ``torch.manual_seed(seed)``, its text vocabulary sized to ``tokenizer``);
    ``inject_*`` switches replace the config's when given;
 2. ``merge_adapters``: each LoRA adapter folder (release layout, e.g. a LoRA
    stage's ``final/adapter``) is folded into the weights, in order, with its
    non-LoRA tensors (:func:`~llava_st.train.export.load_adapter`);
 3. ``new_tokens``: the rows of the tokens new in this stage start at the mean
-   of the other rows (input embedding and LM head);
+   of the other rows (input embedding and LM head; rows a OneVision conversion
+   already started there are left as they are);
 4. ``coord_tables_init``: ``keep``, ``zeros`` or ``normal``;
 5. ``lora``: fresh adapters on every LLM linear (or the named targets);
 6. ``trainable``: :func:`~llava_st.train.trainability.apply_trainability`
    freezes the rest and returns the AdamW groups;
 7. NTP on or off; gradient checkpointing.
-
-``kind: onevision`` (converting a LLaVA-OneVision checkpoint) is not
-supported: it raises a ConfigError saying so.
 
 The tokenizer: a folder with ``tokenizer.json``. A folder that holds a plain
 Qwen2 tokenizer (no LLaVA-ST tokens) gets them added in the release's order
@@ -98,18 +101,37 @@ def _switches(config, source) -> object:
     return dataclasses.replace(config, **changes) if changes else config
 
 
-def load_source(recipe: Recipe):
-    """Step 1 of the module docstring: ``(model, processor)`` of the recipe's model source."""
+def load_source(recipe: Recipe, conversion: list | None = None):
+    """Step 1 of the module docstring: ``(model, processor)`` of the recipe's model source.
+
+    ``conversion``: a list that receives the
+    :class:`~llava_st.train.onevision.OneVisionConversion` of a ``kind: onevision`` source.
+    """
     from ..config import LlavaSTConfig
     from ..model import LlavaSTModel
     from ..processor import LlavaSTProcessor
 
     src = recipe.model
     if src.kind == "onevision":
-        raise ConfigError(
-            "model.kind: onevision is not supported: converting a LLaVA-OneVision checkpoint (and adding the "
-            "LLaVA-ST tokens) is not implemented. Start from a LLaVA-ST folder (model.path) or a zoo config"
+        from .onevision import convert_onevision
+
+        folder = Path(src.path)
+        if not folder.is_dir():
+            raise ModelNotFoundError(f"model.path: no LLaVA-OneVision folder {folder}")
+        # the config as converted, for the bin counts the tokenizer gets
+        source_config = LlavaSTConfig.from_pretrained(folder, layout="onevision")
+        tokenizer = _tokenizer(Path(src.tokenizer) if src.tokenizer is not None else folder, source_config)
+        torch.manual_seed(recipe.seed)  # the packer's and tables' init
+        model, done = convert_onevision(
+            folder,
+            tokenizer,
+            inject_fast_stream=src.inject_fast_stream,
+            inject_width_inputs=src.inject_width_inputs,
+            attn_implementation=src.attn_implementation,
         )
+        if conversion is not None:
+            conversion.append(done)
+        return model, LlavaSTProcessor(tokenizer, model.config)
     if src.zoo is not None:
         from ..zoo import get_config
 
@@ -135,18 +157,32 @@ def load_source(recipe: Recipe):
 
 def build_stage(recipe: Recipe, log: Callable[[str], None] | None = None) -> BuiltStage:
     """Prepare the stage's model (the module docstring's steps 1-7)."""
+    from ..model.checkpoint import release_to_ours
+
     log = log or (lambda _msg: None)
-    model, processor = load_source(recipe)
+    conversions: list = []
+    model, processor = load_source(recipe, conversions)
     notes = [f"model: {recipe.model.path or 'zoo ' + str(recipe.model.zoo)} (V = {model.config.text.vocab_size})"]
+    modified: list[str] = []
+    converted_rows: set[int] = set()
+    for conversion in conversions:
+        notes += conversion.notes()
+        converted_rows.update(conversion.new_rows)
+        # everything the checkpoint did not hold is new, and the text rows changed
+        modified += ["language_model.embed_tokens.weight", "lm_head.weight"]
+        modified += [release_to_ours(k) for k in conversion.missing]
     for adapter in recipe.model.merge_adapters:
         counts = load_adapter(model, adapter, merge=True)
         notes.append(f"merged adapter {adapter}: {counts['lora']} LoRA tensors, {counts['non_lora']} full tensors")
     ids = new_token_ids(model, recipe.model.new_tokens) if recipe.model.new_tokens else []
-    modified: list[str] = []
     if ids:
-        init_new_token_rows(model, ids)
+        fresh = [i for i in ids if i not in converted_rows]
+        if fresh:
+            init_new_token_rows(model, fresh)
+            notes.append(f"new tokens {recipe.model.new_tokens}: {len(fresh)} rows start at the mean of the others")
+        else:
+            notes.append(f"new tokens {recipe.model.new_tokens}: {len(ids)} rows, started by the conversion")
         modified += ["language_model.embed_tokens.weight", "lm_head.weight"]
-        notes.append(f"new tokens {recipe.model.new_tokens}: {len(ids)} rows start at the mean of the others")
     torch.manual_seed(recipe.seed + 1)  # fresh tables and adapters do not depend on how the source was made
     if recipe.model.coord_tables_init != "keep":
         init_coordinate_tables(model, recipe.model.coord_tables_init)
@@ -170,7 +206,7 @@ def build_stage(recipe: Recipe, log: Callable[[str], None] | None = None) -> Bui
     processor.options = dataclasses.replace(processor.options, max_length=recipe.batch.max_length)
     for note in notes:
         log(note)
-    return BuiltStage(model, processor, groups, ids, modified, notes)
+    return BuiltStage(model, processor, groups, ids, list(dict.fromkeys(modified)), notes)
 
 
 __all__ = ["BuiltStage", "build_stage", "fit_config_to_tokenizer", "load_source"]
