@@ -20,6 +20,7 @@ _EXTRAS = {
     "uvicorn": ("serve", "the REST server"),
     "peft": ("train", "LoRA training and adapters"),
     "accelerate": ("train", "multi-process training and evaluation"),
+    "lmms_eval": ("lmms-eval", "running LLaVA-ST models inside lmms-eval"),
 }
 
 

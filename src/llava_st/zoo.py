@@ -6,7 +6,10 @@
   the packer goes 9 -> 3 -> 1; 12 frames -> 2 slow slots) that runs the same code.
 
 A name resolves to a :class:`~llava_st.config.LlavaSTConfig`; weights are not
-part of a config (checkpoints are loaded from local folders).
+part of a config. Where a model's files are is decided by :func:`model_path`,
+the one resolver of every ``from_pretrained`` and ``--model``: a local folder,
+then a model shipped with the package (:data:`WEIGHTS`), then a Hugging Face
+Hub repository (``org/name``, ``org/name@revision``) in the Hub's cache.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from .config import CoordConfig, LlavaSTConfig, PackerConfig, TextConfig, VisionConfig
-from .errors import ModelNotFoundError, UnknownModelError
+from .errors import ConfigError, ModelNotFoundError, UnknownModelError
 
 
 def release_7b() -> LlavaSTConfig:
@@ -75,24 +78,116 @@ def get_config(name: str) -> LlavaSTConfig:
 WEIGHTS: dict[str, Callable[[], Path]] = {}
 
 
-def model_path(name_or_path: str | os.PathLike) -> Path:
-    """The folder of a model: an existing local folder, or a name registered in :data:`WEIGHTS`.
+#: Files a Hub snapshot need not fetch: the loaders read safetensors weights, JSON configs and tokenizer files only.
+HUB_IGNORE = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.h5", "*.msgpack", "*.onnx", "*.gguf", "*.tflite", "*.ot")
+
+
+def model_path(
+    name_or_path: str | os.PathLike, revision: str | None = None, cache_dir: str | os.PathLike | None = None
+) -> Path:
+    """The folder of a model, looked up in this order:
+
+    1. an existing local folder;
+    2. a name registered in :data:`WEIGHTS` (a model shipped with the package);
+    3. a Hugging Face Hub repository id, ``org/name`` or ``org/name@revision``
+       (a branch, tag or commit; or give ``revision``), fetched with
+       ``huggingface_hub.snapshot_download`` into the Hub cache (``cache_dir``,
+       default ``$HF_HUB_CACHE``, ``~/.cache/huggingface/hub``) and returned
+       from there. With ``HF_HUB_OFFLINE=1`` nothing is fetched: the cached
+       snapshot is used, or the error names the repository and the cache.
+       Files the loaders never read (``*.bin`` and other non-safetensors
+       weights, :data:`HUB_IGNORE`) are not fetched.
 
     Raises:
-        FileNotFoundError: neither a folder nor a known name (the message lists the names).
+        ModelNotFoundError: none of the three (the message says what was tried), a
+            Hub repository or revision that does not exist, or, offline, a
+            repository missing from the cache.
+        ConfigError: ``revision`` given for a local folder or a shipped model, or
+            two different revisions (``@rev`` and ``revision``).
     """
     path = Path(name_or_path)
-    if path.is_dir():
-        return path
     key = str(name_or_path)
+    if path.is_dir():
+        _no_revision(key, revision, "a local folder")
+        return path
     if key in WEIGHTS:
+        _no_revision(key, revision, "a model shipped with llava-st")
         folder = WEIGHTS[key]()
         if not folder.is_dir():
             raise ModelNotFoundError(f"model {key!r} should be at {folder}, which does not exist")
         return folder
     known = ", ".join(sorted(WEIGHTS)) or "none yet"
-    hint = " (that name is a configuration without weights)" if key in REGISTRY else ""
-    raise ModelNotFoundError(
-        f"no model folder {str(name_or_path)!r}{hint}; give a local folder in the release layout "
-        f"(config.json, weights, tokenizer) or a registered model name ({known})"
-    )
+    if key in REGISTRY:
+        raise ModelNotFoundError(
+            f"no model folder {key!r} (that name is a configuration without weights); give a local folder in the "
+            f"release layout, a registered model name ({known}) or a Hugging Face Hub repository id (org/name)"
+        )
+    repo, rev = _hub_id(key, revision)
+    if repo is None:
+        raise ModelNotFoundError(
+            f"no model folder {key!r}; give a local folder in the release layout (config.json, weights, tokenizer), "
+            f"a registered model name ({known}) or a Hugging Face Hub repository id (org/name or org/name@revision)"
+        )
+    return _hub_snapshot(repo, rev, cache_dir, tried=f"no local folder {key!r} and no registered model of that name ({known})")
+
+
+def _no_revision(key: str, revision: str | None, what: str) -> None:
+    if revision is not None:
+        raise ConfigError(f"revision={revision!r} applies to Hugging Face Hub ids only, but {key!r} is {what}")
+
+
+def _hub_id(key: str, revision: str | None) -> tuple[str | None, str | None]:
+    """``(repo id, revision)`` of ``org/name[@rev]``, or ``(None, None)`` when ``key`` cannot be a repository id."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    repo, at, rev = key.partition("@")
+    if at:
+        if not rev:
+            raise ConfigError(f"{key!r}: nothing after '@'; write org/name@revision (a branch, tag or commit)")
+        if revision is not None and revision != rev:
+            raise ConfigError(f"{key!r} names revision {rev!r} but revision={revision!r} was given too; give one")
+    try:
+        validate_repo_id(repo)
+    except HFValidationError:
+        return None, None
+    return repo, (rev if at else revision)
+
+
+def hub_offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) is set now (read at each call, not at import)."""
+    from huggingface_hub import constants
+
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        value = os.environ.get(var)
+        if value is not None and value.strip() != "":
+            return value.strip().upper() in ("1", "ON", "YES", "TRUE")
+    return bool(getattr(constants, "HF_HUB_OFFLINE", False))
+
+
+def _hub_snapshot(repo: str, revision: str | None, cache_dir: str | os.PathLike | None, tried: str) -> Path:
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.utils import LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+
+    offline = hub_offline()
+    cache = Path(cache_dir) if cache_dir is not None else Path(constants.HF_HUB_CACHE)
+    where = f"Hugging Face Hub repository {repo!r} (revision {revision or 'main'})"
+    try:
+        folder = snapshot_download(
+            repo, revision=revision, cache_dir=cache, local_files_only=offline, ignore_patterns=list(HUB_IGNORE)
+        )
+    except RevisionNotFoundError as exc:
+        raise ModelNotFoundError(f"{where}: the repository has no such revision") from exc
+    except RepositoryNotFoundError as exc:
+        raise ModelNotFoundError(
+            f"{tried}, and the Hub has no {where} (or it is private or gated: log in with `hf auth login`)"
+        ) from exc
+    except LocalEntryNotFoundError as exc:
+        if offline:
+            raise ModelNotFoundError(
+                f"{tried}; HF_HUB_OFFLINE is set and the {where} is not (completely) in the cache {cache}: fetch it "
+                f"once with network access (`hf download {repo}` or any run without HF_HUB_OFFLINE), or unset it"
+            ) from exc
+        raise ModelNotFoundError(
+            f"{tried}; the Hub could not be reached for the {where}, and it is not in the cache {cache} ({exc})"
+        ) from exc
+    return Path(folder)

@@ -17,6 +17,15 @@ def test_released_layout(tmp_path):
         default_paths("refcocog", tmp_path, "testA")
     assert infer_split("refcocog", "x/refcocog_test.json") == "test"
     assert infer_split("refcoco", "x/refcoco+_val.json") is None
+    assert default_paths("refcocog-reg", tmp_path, "val") == (tmp_path / "refcoco/refcocog_val.json", tmp_path / "refcoco/sources")
+    assert default_paths("activitynet-dvc", tmp_path, "val_2") == (
+        tmp_path / "activitynet/val_2.json", tmp_path / "activitynet/videos")
+    assert default_paths("charades-tr", tmp_path) == (tmp_path / "charades/test.json", tmp_path / "charades/sources")
+    assert default_paths("synth-dgc", tmp_path) == (tmp_path / "test/dgc.json", tmp_path)
+    with pytest.raises(ValueError, match="val_1"):
+        default_paths("activitynet-tr", tmp_path)
+    assert infer_split("activitynet-tr", "x/val_1.json") == "val_1"
+    assert infer_split("refcocog-reg", "x/refcocog_test.json") == "test"
     with pytest.raises(ValueError, match="unknown benchmark"):
         get_benchmark("vidstg", bins=RELEASE_BINS)
 
@@ -24,7 +33,9 @@ def test_released_layout(tmp_path):
 def test_every_benchmark_builds():
     for name in BENCHMARKS:
         bench = get_benchmark(name, bins=RELEASE_BINS)
-        assert bench.name == name and bench.task in ("rec", "tvg", "stvg", "svg", "elc")
+        assert bench.name == name and bench.task in ("rec", "tvg", "stvg", "svg", "elc", "reg", "tr", "dvc", "dgc")
+        # only the benchmarks the release scores have a published-compatible mode
+        assert bench.published_scorer == (bench.task in ("rec", "tvg", "stvg", "svg", "elc"))
 
 
 def test_synth_files_read_and_score_like_the_released_format(tmp_path, files):

@@ -107,7 +107,7 @@ def test_missing_norm_parameters_get_the_identity_init(saved_debug: Path, tmp_pa
 
 
 def test_missing_files_are_named(tmp_path: Path, saved_debug: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="model folder not found"):
+    with pytest.raises(FileNotFoundError, match="no model folder"):
         LlavaSTModel.from_pretrained(tmp_path / "nope")
     empty = tmp_path / "empty"
     empty.mkdir()

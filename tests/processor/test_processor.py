@@ -589,7 +589,7 @@ def test_processor_file_of_another_kind_is_rejected(tmp_path):
 
 
 def test_missing_model_files_are_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match="model folder not found"):
+    with pytest.raises(FileNotFoundError, match="no model folder"):
         LlavaSTProcessor.from_pretrained(tmp_path / "nope")
     with pytest.raises(FileNotFoundError, match="config.json"):
         LlavaSTProcessor.from_pretrained(tmp_path)

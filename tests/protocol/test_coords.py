@@ -312,3 +312,27 @@ def test_one_formatter_behind_prompts_and_synth():
     assert f"Starts in {format_value(0.25)}." in prompts.elc(0.25, [0.1, 0.2, 0.3, 0.4])
     for name in ("fmt_value", "fmt_span", "fmt_box"):
         assert not hasattr(prompts, name)
+
+
+# ------------------------------------------------------------ to_markup (placeholders + values -> markup)
+
+
+def test_to_markup_inverts_to_placeholders():
+    from llava_st.protocol.coords import to_markup, to_placeholders
+
+    text = "During {0.2, 0.625}, a dog [0.1, 0.2, 0.3, 0.4] runs. Starts in 0.5 then <t0.7> and {0.1, 0.9}."
+    for io in ("INPUT", "OUTPUT"):
+        bare, values = to_placeholders(text, io)
+        assert to_markup(bare, values, io) == text
+        assert to_placeholders(to_markup(bare, values, io), io)[0] == bare
+
+
+def test_to_markup_writes_exact_values_and_checks_counts():
+    from llava_st.protocol.coords import CoordinateError, to_markup
+
+    v = {"temporal_output_locations": [0.12345678, 1e-05]}
+    assert to_markup("{<TEMP-OUTPUT><TEMP-OUTPUT>}", v, "OUTPUT") == "{0.12345678, 0.00001}"
+    with pytest.raises(CoordinateError, match="temporal_output_locations: the text has 1"):
+        to_markup("<TEMP-OUTPUT>", v, "OUTPUT")
+    # placeholders of the other kind are left alone (their lists are not consulted)
+    assert to_markup("<TEMP-INPUT> then <TEMP-OUTPUT>", {"temporal_output_locations": [0.5]}, "OUTPUT") == "<TEMP-INPUT> then <t0.5>"

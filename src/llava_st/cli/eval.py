@@ -52,7 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="predictor factory: package.module:function or path/to/file.py:function "
         f"(default {BUILTIN_PREDICTOR}: the LLaVA-ST model named by --model)",
     )
-    parser.add_argument("--model", default=None, help="model name or folder, passed to the factory as model=")
+    parser.add_argument(
+        "--model", default=None,
+        help="model folder, shipped model name or Hugging Face Hub id org/name[@revision], passed to the factory as model=",
+    )
     parser.add_argument(
         "--predictor-arg",
         action="append",
@@ -64,7 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", type=Path, default=None, help="folder laid out as the release's data/benchmarks")
     parser.add_argument("--data", type=Path, default=None, help="annotation file (default: from --data-root)")
     parser.add_argument("--media-root", type=Path, default=None, help="media folder (default: from --data-root)")
-    parser.add_argument("--split", default=None, help="RefCOCO split: val, testA, testB or test")
+    parser.add_argument(
+        "--split", default=None, help="RefCOCO split (val, testA, testB, test) or ActivityNet Captions split (val_1, val_2)"
+    )
     parser.add_argument("--out", required=True, type=Path, help="run folder")
     parser.add_argument("--limit", type=count, default=None, help="only the first N samples")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out, skipping recorded samples")
@@ -118,12 +123,12 @@ def _options(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-def model_config(model: str):
-    """The :class:`~llava_st.config.LlavaSTConfig` of a model folder (or registered name); reads ``config.json`` only."""
+def model_config(model: str, revision: str | None = None):
+    """The :class:`~llava_st.config.LlavaSTConfig` of a model (folder, shipped name or Hub id); reads ``config.json`` only."""
     from ..config import LlavaSTConfig
     from ..zoo import model_path
 
-    return LlavaSTConfig.from_pretrained(model_path(model))
+    return LlavaSTConfig.from_pretrained(model_path(model, revision=revision))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -147,7 +152,8 @@ def run(args: argparse.Namespace) -> int:
     # run folder and a resume are checked first. Bin counts left unset are the
     # predictor's own (the model's), decided by run_eval.
     uses_own = builtin and mode == "canonical"
-    num_frames = model_config(args.model).num_frames if args.num_frames is None and uses_own else args.num_frames
+    revision = options.get("revision") or None
+    num_frames = model_config(args.model, revision).num_frames if args.num_frames is None and uses_own else args.num_frames
     cfg = EvalConfig(
         bench=args.bench,
         data=data,

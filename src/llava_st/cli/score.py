@@ -37,8 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="reproduce the authors' released scorer, bugs included, under its key names (default: canonical)",
     )
     parser.add_argument(
-        "--split", default=None, help="RefCOCO split (val, testA, testB, test) for the published comparison; "
-        "default: read from the file name"
+        "--split", default=None, help="RefCOCO split (val, testA, testB, test) for the published comparison, or "
+        "ActivityNet Captions split (val_1, val_2); default: read from the file name"
     )
     parser.add_argument("--num-frames", type=positive, default=100, help="frames sampled per clip (ST-Align; default 100)")
     parser.add_argument("--limit", type=count, default=None, help="score only the first N samples of the evaluated set")

@@ -38,6 +38,22 @@ def check_mode(mode: str) -> str:
     return mode
 
 
+def check_bench_mode(bench: "Benchmark", mode: str) -> str:
+    """``mode`` when ``bench`` can be scored in it.
+
+    Raises:
+        ConfigError: an unknown mode, or published-compatible scoring of a benchmark
+            the authors' release has no scorer for.
+    """
+    check_mode(mode)
+    if mode == "published" and not bench.published_scorer:
+        raise ConfigError(
+            f"{bench.name}: the authors' release has no scorer for {bench.task.upper()}, so there is no "
+            "published-compatible mode; score it in canonical mode (drop --published-compat)"
+        )
+    return mode
+
+
 class PredictionError(EvalError, ValueError):
     """A predictions file that is malformed or does not match the annotation list."""
 
@@ -101,6 +117,9 @@ class Benchmark(ABC):
     #: bin counts of the model whose answers canonical mode reads (given to the
     #: constructor); published mode reads with the release's, ``RELEASE_BINS``
     bins: BinCounts
+    #: whether the authors' release scores this benchmark, i.e. whether it has a
+    #: published-compatible mode (REG, TR, DVC and DGC have no released scorer)
+    published_scorer: bool = True
 
     @abstractmethod
     def load(self, path: str | Path) -> list:
@@ -136,6 +155,7 @@ __all__ = [
     "PredictionError",
     "ReleaseCrash",
     "Request",
+    "check_bench_mode",
     "check_mode",
     "mode_label",
 ]

@@ -13,7 +13,10 @@ Definitions shared by both scoring modes (EVAL-PROTOCOL §1-§3):
   :class:`ZeroHullError` for it unless told the canonical rule (IoU 1);
 * per-frame track scores over frame keys: with ``I`` the keys present in
   both tracks and ``U`` those present in either, ``sIoU = sum_I IoU / |I|``
-  (mean over the frames both have) and ``vIoU = sum_I IoU / |U|``.
+  (mean over the frames both have) and ``vIoU = sum_I IoU / |U|``;
+* one-to-one matching of two sets by a score matrix: :func:`greedy_matching`
+  (highest score first, GLaMM's grounded-caption matching) and
+  :func:`order_preserving_max` (SODA's best matching that keeps both orders).
 
 Everything is vectorised over samples / frames with numpy.
 """
@@ -81,6 +84,66 @@ def temporal_iou(pred: np.ndarray | Sequence, gt: np.ndarray | Sequence, zero_hu
     return np.maximum(iou, 0.0)
 
 
+def box_iou_matrix(a: np.ndarray | Sequence, b: np.ndarray | Sequence) -> np.ndarray:
+    """IoU of every box of ``a`` (``[N, 4]``) with every box of ``b`` (``[M, 4]``) -> ``[N, M]`` (:func:`box_iou`)."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    return box_iou(a[:, None, :], b[None, :, :]).reshape(len(a), len(b))
+
+
+def greedy_matching(scores: np.ndarray | Sequence) -> list[tuple[int, int]]:
+    """One-to-one pairs ``(row, column)`` of a score matrix, highest score first.
+
+    Repeatedly takes the largest remaining entry (the first in row-major order
+    on ties), pairs its row and column and removes both, while the largest is
+    above 0: entries of 0 never pair. This is the one-to-one matching GLaMM's
+    grounded-caption evaluation applies to its IoU matrix.
+
+    Example: ``[[0.9, 0.8], [0.85, 0.0]]`` -> ``[(0, 0)]``: after (0, 0) row 1 could
+    only take column 1, whose score is 0.
+    """
+    m = np.array(scores, dtype=np.float64, copy=True)
+    if m.ndim != 2:
+        raise ValueError(f"scores must be a matrix, got shape {m.shape}")
+    pairs: list[tuple[int, int]] = []
+    for _ in range(min(m.shape)):  # a non-empty matrix inside the loop
+        r, c = divmod(int(np.argmax(m)), m.shape[1])
+        if not m[r, c] > 0:
+            break
+        pairs.append((r, c))
+        m[r, :] = -np.inf  # removed: never the maximum again
+        m[:, c] = -np.inf
+    return pairs
+
+
+def order_preserving_max(scores: np.ndarray | Sequence) -> float:
+    """The largest total score of a one-to-one matching of rows to columns that keeps both orders.
+
+    A matching pairs rows ``i1 < i2 < ...`` with columns ``j1 < j2 < ...``; its
+    total is the sum of ``scores[i, j]`` over the pairs. This is SODA's
+    ``chased_dp_assignment`` score (Fujita et al., ECCV 2020), computed by the
+    recurrence ``dp[i, j] = max(dp[i-1, j], dp[i, j-1], dp[i-1, j-1] + scores[i, j])``
+    one row at a time (a running maximum along the row). Scores must be >= 0;
+    an empty matrix gives 0.
+
+    Example: ``[[1, 5], [4, 1]]`` -> 5 (pairs (0, 0) + (1, 1) give 2; (0, 1) alone 5;
+    (1, 0) alone 4; (0, 1) and (1, 0) cross).
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 2:
+        raise ValueError(f"scores must be a matrix, got shape {s.shape}")
+    if s.size == 0:
+        return 0.0
+    if np.any(s < 0):
+        raise ValueError("order_preserving_max needs scores >= 0")
+    prev = np.zeros(s.shape[1] + 1)  # dp of the row above, with a 0 column in front
+    for row in s:
+        take = prev[:-1] + row  # pair this row with column j: dp[i-1, j-1] + s[i, j]
+        best = np.maximum(prev[1:], take)  # or leave this row out of column j
+        prev = np.concatenate(([0.0], np.maximum.accumulate(best)))  # or leave column j out
+    return float(prev[-1])
+
+
 def hits(values: np.ndarray | Sequence[float], threshold: float, strict: bool) -> int:
     """How many values exceed ``threshold`` (``>`` when ``strict``, else ``>=``)."""
     v = np.asarray(values, dtype=np.float64)
@@ -132,4 +195,14 @@ def _sort_key(k: Hashable) -> tuple:
         return (1, str(k))
 
 
-__all__ = ["ZeroHullError", "box_iou", "hits", "sequential_sum", "temporal_iou", "track_scores"]
+__all__ = [
+    "ZeroHullError",
+    "box_iou",
+    "box_iou_matrix",
+    "greedy_matching",
+    "hits",
+    "order_preserving_max",
+    "sequential_sum",
+    "temporal_iou",
+    "track_scores",
+]

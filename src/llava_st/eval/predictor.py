@@ -1,7 +1,8 @@
 """The built-in evaluation predictor: a :class:`~llava_st.infer.LlavaST` model behind the runner's interface.
 
-``llava-st eval --model DIR`` uses it; ``--predictor-arg`` passes ``device``,
-``dtype``, ``max_new_tokens``, ``batch_workers`` (media loaders),
+``llava-st eval --model M`` uses it (``M``: a folder, a shipped model or a Hugging
+Face Hub id ``org/name[@revision]``); ``--predictor-arg`` passes ``device``,
+``dtype``, ``max_new_tokens``, ``revision``, ``batch_workers`` (media loaders),
 ``media_processes`` (``true``: the loaders are processes, for long videos) and
 ``attn_implementation``. Decoding is greedy (deterministic; the release samples
 at temperature 0.01, which is near-greedy but not reproducible), up to 1024 new
@@ -81,6 +82,7 @@ def load(
     max_new_tokens: str | int = 1024,
     batch_workers: str | int = 2,
     media_processes: str | bool = False,
+    revision: str | None = None,
 ) -> ModelPredictor:
     """Factory for ``llava-st eval`` (values may arrive as text from ``--predictor-arg``).
 
@@ -90,7 +92,9 @@ def load(
 
     if device == "cuda" and "LOCAL_RANK" in os.environ:
         device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
-    st = LlavaST.from_pretrained(model, device=device, dtype=dtype, attn_implementation=attn_implementation)
+    st = LlavaST.from_pretrained(
+        model, device=device, dtype=dtype, attn_implementation=attn_implementation, revision=revision or None
+    )
     processes = media_processes if isinstance(media_processes, bool) else _flag(media_processes, "media_processes")
     return ModelPredictor(st, media_workers=int(batch_workers), media_processes=processes,
                           max_new_tokens=int(max_new_tokens))

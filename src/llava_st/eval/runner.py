@@ -51,7 +51,7 @@ from ..config import LlavaSTConfig
 from ..errors import ConfigError, EvalError
 from ..infer.pipeline import BatchError, pipelined
 from ..protocol.tokens import RELEASE_BINS, BinCounts
-from .base import ReleaseCrash, Request, check_mode
+from .base import ReleaseCrash, Request, check_bench_mode, check_mode
 from .benchmarks import get_benchmark
 from .report import markdown
 from .scoring import score, select_ids
@@ -237,6 +237,7 @@ def _load(cfg: EvalConfig):
         )
     # before run_eval decides them, the counts only need to read the annotations: any will do
     bench = get_benchmark(cfg.bench, bins=cfg.bins if cfg.bins is not None else RELEASE_BINS)
+    check_bench_mode(bench, cfg.mode)
     return bench, bench.load(cfg.data)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ..errors import ConfigError
-from .base import Benchmark, PredictionError, check_mode, mode_label
+from .base import Benchmark, PredictionError, check_bench_mode, mode_label
 from .report import comparison
 
 
@@ -89,7 +89,7 @@ def score(
         PredictionError: missing or unknown ids.
         ReleaseCrash: published mode on a sample where the release crashes.
     """
-    check_mode(mode)
+    check_bench_mode(bench, mode)
     if mode == "published" and num_frames != 100:
         raise ConfigError("published-compatible scoring samples 100 frames, as the release; do not change num_frames")
     n = len(samples)

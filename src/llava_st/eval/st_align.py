@@ -55,7 +55,7 @@ from ..protocol.prompts import ELC_SUFFIX, SPAN_PHRASES, STVG_SUFFIX, SVG_SUFFIX
 from ..protocol.tokens import BinCounts
 from . import metrics
 from .base import Benchmark, MediaRequest, ReleaseCrash, Request
-from .captions import caption_scores, release_caption_scores
+from .captions import attach_caption_scores, canonical_caption_metrics, caption_scores, release_caption_scores
 from .parsing import release_end_caption, release_pairs, release_span, release_texts
 
 TASK_IDS = {"stvg": 0, "svg": 1, "elc": 2}
@@ -289,7 +289,7 @@ class STAlign(Benchmark):
             if self.task == "elc":
                 scores = caption_scores([r["reference"] for r in records], [r["hypothesis"] for r in records])
                 out["caption_score"] = release_caption_scores(scores)
-                _attach(records, scores.per_sample, scale=1.0)
+                attach_caption_scores(records, scores.per_sample, scale=1.0)
             return out
         if self.task != "svg":
             out["m_tIoU"] = float(col["tiou"].mean() * 100)
@@ -303,9 +303,8 @@ class STAlign(Benchmark):
             out[f"vIoU@{x}"] = metrics.hits(col["viou"], x, strict=False) / n * 100
         if self.task == "elc":
             scores = caption_scores([r["reference"] for r in records], [r["hypothesis"] for r in records])
-            for name, value in scores.aggregate.items():
-                out[_CANONICAL_CAPTION[name]] = value * 100
-            _attach(records, scores.per_sample, scale=100.0)
+            out.update(canonical_caption_metrics(scores.aggregate))
+            attach_caption_scores(records, scores.per_sample, scale=100.0)
         return out
 
     def notes(self, mode: str) -> list[str]:
@@ -387,16 +386,6 @@ def frame_boxes(track: Track) -> tuple[dict[int, list[float]], dict[str, int]]:
     return pred, averaged
 
 
-_CANONICAL_CAPTION = {
-    "Bleu_1": "BLEU-1",
-    "Bleu_2": "BLEU-2",
-    "Bleu_3": "BLEU-3",
-    "Bleu_4": "BLEU-4",
-    "METEOR": "METEOR",
-    "ROUGE_L": "ROUGE-L",
-    "CIDEr": "CIDEr",
-}
-
 _END_PREFIX_RE = re.compile(r"^\s*Ends in <e>\s*,?\s*")
 _OBJECT_SUFFIX_RE = re.compile(r"\s*Object bounding box:\s*<bboxes>\s*")
 
@@ -405,11 +394,6 @@ def canonical_reference(s: STSample) -> str:
     """The ELC reference caption: the gpt text without ``Ends in <e>,`` and ``Object bounding box: <bboxes>``."""
     text = _OBJECT_SUFFIX_RE.sub(" ", _END_PREFIX_RE.sub("", s.gpt)).strip()
     return text
-
-
-def _attach(records: list[dict], per_sample: dict[str, list[float]], scale: float) -> None:
-    for i, r in enumerate(records):
-        r["scores"]["caption"] = {name: v * scale for name, v in ((k, vals[i]) for k, vals in per_sample.items())}
 
 
 __all__ = [

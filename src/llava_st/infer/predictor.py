@@ -83,15 +83,17 @@ class LlavaST:
         device: str | torch.device = "cpu",
         dtype: torch.dtype | str = "float32",
         attn_implementation: str = "sdpa",
+        revision: str | None = None,
     ) -> "LlavaST":
-        """Load a model folder in the release layout, or a named model of our registry
-        (:func:`llava_st.zoo.model_path`). The folder holds the weights, ``config.json``
-        and the tokenizer."""
+        """Load a model: a folder in the release layout, a model shipped with the package, or a
+        Hugging Face Hub repository id (``org/name``, ``org/name@revision`` or ``revision=``),
+        resolved by :func:`llava_st.zoo.model_path` (``HF_HUB_OFFLINE=1``: from the Hub cache
+        only). The folder holds the weights, ``config.json`` and the tokenizer."""
         from ..model import LlavaSTModel
         from ..processor import LlavaSTProcessor
         from ..zoo import model_path
 
-        folder = model_path(name_or_path)
+        folder = model_path(name_or_path, revision=revision)
         model = LlavaSTModel.from_pretrained(folder, device=device, dtype=dtype, attn_implementation=attn_implementation)
         processor = LlavaSTProcessor.from_pretrained(folder, config=model.config)
         return cls(model, processor)

@@ -305,11 +305,13 @@ def load_pretrained(
     attn_implementation: str = "sdpa",
     strict: bool = True,
     config: LlavaSTConfig | None = None,
+    revision: str | None = None,
 ):
     """Load a release-layout folder into a :class:`LlavaSTModel`.
 
     Args:
-        path: the checkpoint folder.
+        path: the checkpoint folder, a model name of :data:`llava_st.zoo.WEIGHTS`
+            or a Hugging Face Hub id (:func:`llava_st.zoo.model_path`).
         device: where the weights go (``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...).
         dtype: float32, bfloat16 or float16 (tensors are cast while loading).
         attn_implementation: ``"sdpa"`` or ``"eager"`` for the tower and the LLM.
@@ -317,13 +319,14 @@ def load_pretrained(
             When False, missing parameters get a standard init and the
             :class:`LoadReport` is kept in ``model.load_report``.
         config: use this config instead of the folder's ``config.json``.
+        revision: the Hub revision of a Hub id (branch, tag or commit).
 
     Returns:
         The model in eval mode.
     """
-    folder = Path(path)
-    if not folder.is_dir():
-        raise ModelNotFoundError(f"model folder not found: {folder}")
+    from ..zoo import model_path
+
+    folder = model_path(path, revision=revision)
     config = config or LlavaSTConfig.from_pretrained(folder)
     tensors = read_tensors(folder, dtype=dtype, device=device)
     return model_from_tensors(

@@ -424,12 +424,15 @@ class LlavaSTModel(nn.Module):
         attn_implementation: str = "sdpa",
         strict: bool = True,
         config: LlavaSTConfig | None = None,
+        revision: str | None = None,
     ) -> "LlavaSTModel":
-        """Load a folder in the release layout (see :mod:`llava_st.model.checkpoint`)."""
+        """Load a folder in the release layout, a named model or a Hub id (see
+        :func:`llava_st.model.checkpoint.load_pretrained`)."""
         from .checkpoint import load_pretrained
 
         return load_pretrained(
-            path, device=device, dtype=dtype, attn_implementation=attn_implementation, strict=strict, config=config
+            path, device=device, dtype=dtype, attn_implementation=attn_implementation, strict=strict, config=config,
+            revision=revision,
         )
 
     def save_pretrained(self, path: str | Path, dtype: torch.dtype | None = None, max_shard_bytes: int = 5 * 2**30):

@@ -57,7 +57,7 @@ from .chat import (
 from .decoding import decode_generated, to_release_answer
 from .pixels import MediaError, media_pixels, num_frames
 from .tokenizer import check_tokenizer, load_tokenizer, single_token_id
-from ..errors import ConfigError, ModelNotFoundError, ProtocolError
+from ..errors import ConfigError, ProtocolError
 
 LabelMode = Literal["ours", "release"]
 PaddingSide = Literal["left", "right"]
@@ -224,12 +224,21 @@ class LlavaSTProcessor:
     # ------------------------------------------------------------------ I/O
     @classmethod
     def from_pretrained(
-        cls, folder: str | Path, config: LlavaSTConfig | None = None, options: ProcessorOptions | None = None
+        cls,
+        folder: str | Path,
+        config: LlavaSTConfig | None = None,
+        options: ProcessorOptions | None = None,
+        revision: str | None = None,
     ) -> "LlavaSTProcessor":
-        """Load from a model folder: tokenizer files, ``config.json`` and, if present, ``llava_st_processor.json``."""
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise ModelNotFoundError(f"model folder not found: {folder}")
+        """Load from a model folder: tokenizer files, ``config.json`` and, if present, ``llava_st_processor.json``.
+
+        ``folder`` may also be a model shipped with the package or a Hugging Face Hub
+        repository id (``org/name``, ``org/name@revision`` or ``revision=``), resolved by
+        :func:`llava_st.zoo.model_path`.
+        """
+        from ..zoo import model_path
+
+        folder = model_path(folder, revision=revision)
         if config is None:
             config = LlavaSTConfig.from_pretrained(folder)
         if options is None:

@@ -346,6 +346,76 @@ def insert_values(text: str, variables: Variables | Mapping[str, Sequence[float]
     return _BARE_PLACEHOLDER_RE.sub(fill, text)
 
 
+def _plain(value: float) -> str:
+    """A value as a plain decimal, exactly (``repr`` of the float, never an exponent): 0.2 -> ``0.2``, 1e-05 -> ``0.00001``."""
+    text = repr(float(value))
+    if "e" in text or "E" in text:
+        text = f"{float(value):.20f}".rstrip("0")
+        text = text + "0" if text.endswith(".") else text
+    return text
+
+
+def to_markup(text: str, variables: Variables | Mapping[str, Sequence[float]], io: IO) -> str:
+    """Inverse of :func:`to_placeholders` for one kind of turn: bare placeholders + values -> markup.
+
+    The ``io`` placeholders of ``text`` take the ``io`` lists of ``variables``
+    in order of appearance and become the markup they came from: a span
+    ``{<TEMP-IO><TEMP-IO>}`` -> ``{s, e}``, a box ``[<WIDTH-IO><HEIGHT-IO><WIDTH-IO><HEIGHT-IO>]``
+    -> ``[x1, y1, x2, y2]``, ``Starts in <TEMP-IO>`` -> ``Starts in t``, and any
+    other placeholder a short tag (``<t0.4>``). The spaces that
+    :func:`format_coordinates` puts around spans and ``Starts in`` and before
+    boxes are taken out again (one on each side where it put one), so
+    formatting the result gives back ``text`` with the values. Values are
+    written exactly (``repr`` of the float, as plain decimals), not rounded.
+
+    Example::
+
+        >>> to_markup("During  {<TEMP-OUTPUT><TEMP-OUTPUT>} , a dog runs.",
+        ...           {"temporal_output_locations": [0.2, 0.625]}, "OUTPUT")
+        'During {0.2, 0.625}, a dog runs.'
+
+    Raises:
+        CoordinateError: the ``io`` lists do not hold exactly one value per ``io``
+            placeholder of the text (the message names the list and both counts).
+    """
+    if io not in ("INPUT", "OUTPUT"):
+        raise ValueError(f"io must be 'INPUT' or 'OUTPUT', got {io!r}")
+    if not isinstance(variables, Variables):
+        variables = Variables.from_dict(variables)
+    keys = {axis: PLACEHOLDER_TO_KEY[f"<{axis}-{io}>"] for axis in AXES}
+    queues = {axis: list(getattr(variables, keys[axis])) for axis in AXES}
+    t, h, w = (re.escape(f"<{axis}-{io}>") for axis in ("TEMP", "HEIGHT", "WIDTH"))
+    pattern = re.compile(
+        rf"(?P<span> ?\{{{t}{t}\}} ?)|(?P<box> ?\[{w}{h}{w}{h}\])|(?P<starts> ?Starts in {t} ?)"
+        rf"|(?P<one><(?P<axis>TEMP|HEIGHT|WIDTH)-{io}>)"
+    )
+    counts = {axis: 0 for axis in AXES}
+    for m in _BARE_PLACEHOLDER_RE.finditer(text):
+        if m.group(2) == io:
+            counts[m.group(1)] += 1
+    for axis in AXES:
+        if counts[axis] != len(queues[axis]):
+            raise CoordinateError(
+                f"{keys[axis]}: the text has {counts[axis]} <{axis}-{io}> placeholder(s) but {len(queues[axis])} "
+                f"value(s) are given, in text {_short(text)!r}"
+            )
+
+    def take(axis: str) -> str:
+        return _plain(queues[axis].pop(0))
+
+    def write(m: re.Match) -> str:
+        if m.group("span") is not None:
+            return "{" + f"{take('TEMP')}, {take('TEMP')}" + "}"
+        if m.group("box") is not None:
+            return "[" + ", ".join(take(a) for a in ("WIDTH", "HEIGHT", "WIDTH", "HEIGHT")) + "]"
+        if m.group("starts") is not None:
+            return f"Starts in {take('TEMP')}"
+        axis = m.group("axis")
+        return f"<{axis[0].lower()}{take(axis)}>"
+
+    return pattern.sub(write, text)
+
+
 def _turn_io(role: str) -> IO:
     return "OUTPUT" if role in ("gpt", "assistant") else "INPUT"
 
@@ -439,5 +509,6 @@ __all__ = [
     "format_value",
     "insert_values",
     "round3",
+    "to_markup",
     "to_placeholders",
 ]
