@@ -4,6 +4,7 @@
   100 frames, 100 bins per axis) with the release's quirk switches.
 * ``debug``: a test-sized model with every size shrunk (a 9x9 patch grid, so
   the packer goes 9 -> 3 -> 1; 12 frames -> 2 slow slots) that runs the same code.
+* ``tiny``: the architecture of the embedded model (96 px, 8x8 patches, width 128).
 
 A name resolves to a :class:`~llava_st.config.LlavaSTConfig`; weights are not
 part of a config. Where a model's files are is decided by :func:`model_path`,
@@ -59,9 +60,51 @@ def debug(vocab_size: int = 529, num_frames: int = 12) -> LlavaSTConfig:
     )
 
 
+def tiny(vocab_size: int = 534, num_frames: int = 16) -> LlavaSTConfig:
+    """The embedded model's architecture: every stage of the release at toy width.
+
+    96 px frames in 12 px patches (an 8x8 grid; ST-Synth's ``embedded`` preset
+    renders at 96x96, so nothing is resampled), the packer 8 -> 4 (spatial) ->
+    2 (fast) with 4-frame slots (16 frames -> 4 slots: 64 slow + 64 fast
+    tokens), width 128 for the tower and the LLM (3 layers each), 100 bins per
+    axis; the fast stream and the width inputs injected (the paper's behaviour,
+    SPEC §7). ``vocab_size`` is set from the tokenizer when the model is built
+    (the default matches the tokenizer trained on the ``embedded`` preset).
+    """
+    return LlavaSTConfig(
+        text=TextConfig(
+            vocab_size=vocab_size,
+            hidden_size=128,
+            intermediate_size=320,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=2048,
+            bos_token_id=None,
+            eos_token_id=vocab_size - 14 - 1,
+            pad_token_id=vocab_size - 14 - 3,
+        ),
+        vision=VisionConfig(
+            image_size=96,
+            patch_size=12,
+            hidden_size=128,
+            intermediate_size=384,
+            num_attention_heads=4,
+            num_hidden_layers=3,
+        ),
+        packer=PackerConfig(embed_dim=64, num_heads=4, spatial_factor=2, fast_factor=2, temporal_window=4),
+        coords=CoordConfig(num_temporal_bins=100, num_spatial_bins=100),
+        num_frames=num_frames,
+        vision_tower="tiny-siglip",
+        inject_fast_stream=True,
+        inject_width_inputs=True,
+    )
+
+
 REGISTRY: dict[str, Callable[[], LlavaSTConfig]] = {
     "llava-st-qwen2-7b": release_7b,
     "debug": debug,
+    "tiny": tiny,
 }
 
 

@@ -21,8 +21,11 @@ from llava_st.synth.split import num_test, split_of
 
 
 def test_presets_and_difficulties_build():
-    assert set(PRESETS) == {"tiny", "standard"}
-    assert set(DIFFICULTIES) == {"easy", "normal", "hard"}
+    assert set(PRESETS) == {"tiny", "standard", "embedded"}
+    assert set(DIFFICULTIES) == {"easy", "normal", "hard", "embedded", "embedded-single"}
+    emb = PRESETS["embedded"]
+    assert (emb.video.width, emb.video.height, emb.video.num_frames, emb.video.sample_frames) == (96, 96, 48, 16)
+    assert DIFFICULTIES["embedded-single"].distractors == (0, 0) and DIFFICULTIES["embedded-single"].extra_objects == (0, 0)
     std = PRESETS["standard"]
     assert (std.video.width, std.video.height, std.video.num_frames, std.video.sample_frames) == (320, 240, 100, 100)
     for d in DIFFICULTIES.values():

@@ -219,3 +219,31 @@ def test_one_step_moves_exactly_the_recipes_parameters(recipe_path: Path, debug_
     for part in PARTS:
         if part in ("vision_tower", "projector", "lm_head", "llm"):
             assert part not in {part_of(n) for n in moved}, f"{part} moved in a release-style stage"
+
+
+def test_sincos_tables_are_geometric():
+    """``coord_tables_init: sincos``: the dot product of two rows depends on the distance of their
+    bins only and peaks at the same bin; the three axes use disjoint thirds of the width."""
+    import math
+
+    from llava_st.model import LlavaSTModel
+    from llava_st.train.trainability import init_coordinate_tables, sincos_rows
+    from llava_st.zoo import tiny
+
+    model = LlavaSTModel(tiny())
+    init_coordinate_tables(model, "sincos")
+    tables = model.coord_tables
+    for t_in, t_out in zip(tables.inputs(), tables.outputs()):
+        assert torch.equal(t_in, t_out)
+        assert torch.allclose(t_in.norm(dim=1), torch.ones(t_in.shape[0]), atol=1e-5)
+        gram = t_in @ t_in.T
+        assert torch.equal(gram.argmax(dim=1), torch.arange(t_in.shape[0]))
+        # shift invariance, checked against the formula: sum over frequencies of cos(2 pi f (v - v'))
+        k = t_in.shape[0]
+        pairs = (t_in.shape[1] // 3) // 2
+        freqs = torch.logspace(math.log10(0.25), math.log10((k - 1) / 4), pairs, dtype=torch.float64)
+        d = torch.tensor([3, 17]) / (k - 1)
+        expect = (torch.cos(2 * math.pi * freqs[None] * d[:, None]).sum(1) / pairs).float()
+        assert torch.allclose(torch.stack([gram[10, 13], gram[50, 67]]), expect, atol=1e-5)
+    used = [(sincos_rows(100, 128, a).abs().sum(0) > 0) for a in range(3)]
+    assert not (used[0] & used[1]).any() and not (used[1] & used[2]).any() and not (used[0] & used[2]).any()

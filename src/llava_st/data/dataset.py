@@ -81,6 +81,9 @@ class SFTDataset(torch.utils.data.Dataset):
             (only with ``skip_bad``; without it reading raises).
         lengths: an estimate of each sample's token count (for length grouping).
         counts: ``(kept, available)`` samples per source (for the log).
+        targets: optional ``targets(data_folder, sample)`` giving extra per-sample
+            training targets (e.g. :class:`~llava_st.synth.targets.DenseTargetSource`
+            for stage 0); an item is then ``(encoded sample, targets)``.
     """
 
     entries: list[MixEntry]
@@ -91,6 +94,7 @@ class SFTDataset(torch.utils.data.Dataset):
     read_skips: list[SkippedSample] = field(default_factory=list)
     lengths: list[int] = field(default_factory=list)
     counts: list[tuple[int, int]] = field(default_factory=list)
+    targets: Any = None
 
     def __post_init__(self) -> None:
         if not self.lengths:
@@ -148,9 +152,12 @@ class SFTDataset(torch.utils.data.Dataset):
         """Sample ``i`` as an :class:`~llava_st.processor.EncodedSample` (raises on failure)."""
         source, sample = self.items[i]
         media = self.load_media(source, sample)
-        return self.processor.encode(
+        encoded = self.processor.encode(
             [t.to_dict() for t in sample.conversations], media, variables=sample.variables.to_dict()
         )
+        if self.targets is None:
+            return encoded
+        return encoded, self.targets(self.entries[source].data_folder, sample)
 
     def __getitem__(self, i: int):
         try:
@@ -188,6 +195,7 @@ def build_mix_dataset(
     seed: int,
     num_frames: int | None = None,
     skip_bad: bool = False,
+    targets: Any = None,
 ) -> SFTDataset:
     """Read a training mix into an :class:`SFTDataset`.
 
@@ -197,6 +205,7 @@ def build_mix_dataset(
         seed: for ``random:N`` strategies.
         num_frames: frames for videos whose ``meta`` states none (default: the model config's).
         skip_bad: see the module docstring.
+        targets: see :class:`SFTDataset`.
 
     Raises:
         DataError: a bad mix or (without ``skip_bad``) a malformed sample, naming file and index.
@@ -218,7 +227,7 @@ def build_mix_dataset(
                 items.append((s, r))
     if not items:
         raise DataError(f"{mix}: the mix selects no usable sample")
-    return SFTDataset(entries, items, processor, frames, skip_bad, read_skips, counts=counts)
+    return SFTDataset(entries, items, processor, frames, skip_bad, read_skips, counts=counts, targets=targets)
 
 
 def worker_context(method: str = "forkserver"):
@@ -249,6 +258,8 @@ class TrainCollator:
     ``coord_values``, ``labels`` ``[B, L]``; ``pixel_values``, ``modalities`` lists)
     plus ``skipped`` (a list of :class:`SkippedSample` dicts) and ``size`` (B). A
     micro-batch whose every sample was skipped has only ``skipped`` and ``size`` 0.
+    Items that carry extra targets (``(sample, targets)``, see :class:`SFTDataset`)
+    give ``dense_targets``, the list of the batch's targets in batch order.
     """
 
     def __init__(self, processor):
@@ -259,7 +270,12 @@ class TrainCollator:
         skipped = [x.to_dict() for x in items if isinstance(x, SkippedSample)]
         if not good:
             return {"skipped": skipped, "size": 0}
+        extra = None
+        if good and isinstance(good[0], tuple):
+            good, extra = [x[0] for x in good], [x[1] for x in good]
         batch = dict(self.processor.collate(good, padding_side="right"))
+        if extra is not None:
+            batch["dense_targets"] = extra
         batch["skipped"] = skipped
         batch["size"] = len(good)
         return batch

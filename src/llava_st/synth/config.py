@@ -174,6 +174,33 @@ DIFFICULTIES: dict[str, Difficulty] = {
         event_length=(0.12, 0.3),
         backgrounds=("gradient", "noise"),
     ),
+    # The embedded model's world (preset "embedded"): large objects on calm backgrounds, a
+    # distractor or two, no occluder and no camera pan.
+    "embedded": Difficulty(
+        name="embedded",
+        distractors=(1, 2),
+        extra_objects=(0, 1),
+        size_scale=1.5,
+        speed=(0.008, 0.018),
+        occluder_prob=0.0,
+        pan_prob=0.0,
+        events=(1, 2),
+        event_length=(0.25, 0.5),
+        backgrounds=("solid", "gradient"),
+    ),
+    # Its first curriculum step: one object alone, so that locating is learnt before choosing.
+    "embedded-single": Difficulty(
+        name="embedded-single",
+        distractors=(0, 0),
+        extra_objects=(0, 0),
+        size_scale=1.5,
+        speed=(0.008, 0.018),
+        occluder_prob=0.0,
+        pan_prob=0.0,
+        events=(1, 2),
+        event_length=(0.25, 0.5),
+        backgrounds=("solid", "gradient"),
+    ),
 }
 
 
@@ -382,6 +409,16 @@ PRESETS: dict[str, SynthConfig] = {
     ),
     # The release's sampling (T = 100) on 10-second clips.
     "standard": SynthConfig(),
+    # The world of the embedded model ("tiny"): 96x96 frames (its input size, so nothing is
+    # resampled), 6-second clips at 8 fps sampled at T = 16, whole-clip questions.
+    "embedded": SynthConfig(
+        num_videos=4000,
+        num_images=8000,
+        video=VideoSettings(width=96, height=96, num_frames=48, fps=8.0, sample_frames=16),
+        image=ImageSettings(width=96, height=96),
+        difficulty=DIFFICULTIES["embedded"],
+        tasks=TaskSettings(subclip_prob=0.0),
+    ),
 }
 
 

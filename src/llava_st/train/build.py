@@ -21,7 +21,9 @@ section, then ``lora``, ``trainable``, ``ntp`` and ``gradient_checkpointing``):
 4. ``coord_tables_init``: ``keep``, ``zeros`` or ``normal``;
 5. ``lora``: fresh adapters on every LLM linear (or the named targets);
 6. ``trainable``: :func:`~llava_st.train.trainability.apply_trainability`
-   freezes the rest and returns the AdamW groups;
+   freezes the rest and returns the AdamW groups; with ``auxiliary`` weights,
+   stage 0's heads (:mod:`~llava_st.train.auxiliary`) are attached as
+   ``model.auxiliary`` with a group of their own;
 7. NTP on or off; gradient checkpointing.
 
 The tokenizer: a folder with ``tokenizer.json``. A folder that holds a plain
@@ -40,6 +42,7 @@ from typing import Callable
 import torch
 
 from ..errors import ConfigError, ModelNotFoundError
+from .auxiliary import ATTRIBUTE as AUXILIARY, AuxiliaryHeads
 from .export import load_adapter
 from .lora import add_lora
 from .recipe import Recipe
@@ -199,6 +202,12 @@ def build_stage(recipe: Recipe, log: Callable[[str], None] | None = None) -> Bui
         weight_decay=recipe.optim.weight_decay,
         new_token_ids=ids,
     )
+    if recipe.auxiliary.enabled:
+        heads = AuxiliaryHeads(recipe.auxiliary, model.config.text.hidden_size).to(model.device)
+        setattr(model, AUXILIARY, heads)
+        groups.append({"name": "auxiliary", "params": list(heads.parameters()), "lr": recipe.optim.lr,
+                       "weight_decay": recipe.optim.weight_decay})
+        notes.append(f"auxiliary heads (stage 0, not exported): {recipe.auxiliary}")
     set_ntp(model, recipe.ntp)
     model.train()
     if recipe.gradient_checkpointing:

@@ -118,6 +118,8 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
         elif k == "pixel_values" and v is not None:
             v = [None if t is None else t.to(device, non_blocking=True) for t in v]
         out[k] = v
+    if batch.get("dense_targets") is not None:  # stage 0's targets: the auxiliary loss moves what it uses
+        out["dense_targets"] = batch["dense_targets"]
     return out
 
 

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, ModelNotFoundError
+from .auxiliary import ATTRIBUTE as AUXILIARY
 from .lora import _PEFT_PREFIX, ADAPTER_CONFIG, attach_lora_adapter, has_lora, merge_lora, save_lora_adapter
 
 ADAPTER_DIR = "adapter"
@@ -90,7 +91,8 @@ def export_final(
     info: dict[str, Any] | None = None,
     also: Sequence[str] = (),
 ) -> Path:
-    """Write the final model folder (see the module docstring); a LoRA model is merged IN PLACE.
+    """Write the final model folder (see the module docstring); a LoRA model is merged IN PLACE
+    and stage 0's auxiliary heads are removed from it.
 
     ``dtype``: ``float32``, ``bfloat16``, ``float16`` or None (the weights' own);
     ``also``: parameters the adapter stores beside the trainable ones (:func:`save_adapter`).
@@ -102,6 +104,8 @@ def export_final(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
+    if getattr(model, AUXILIARY, None) is not None:
+        delattr(model, AUXILIARY)  # stage 0's heads are training aids, not part of the model
     lora = has_lora(model)
     if lora:
         save_adapter(model, tmp / ADAPTER_DIR, also)

@@ -157,8 +157,14 @@ def train(
             f"precision {recipe.precision}")
     out.log("trainable groups:\n" + describe_groups(built.groups))
 
+    dense = None
+    if recipe.auxiliary.enabled:
+        from ..synth.targets import DenseTargetSource
+
+        dense = DenseTargetSource(model.config.vision.grid_size)
     dataset = build_mix_dataset(
-        recipe.data.mix, processor, seed=recipe.seed, num_frames=recipe.data.num_frames, skip_bad=recipe.data.skip_bad
+        recipe.data.mix, processor, seed=recipe.seed, num_frames=recipe.data.num_frames, skip_bad=recipe.data.skip_bad,
+        targets=dense,
     )
     from ..data.mix import describe_mix
 
@@ -292,6 +298,7 @@ def train(
                         print(out_line, file=sys.stderr)
             loss_sum = torch.zeros((), dtype=torch.float64, device=device)
             grad_norm = None
+            parts: dict[str, float] = {}
             # A step whose every sample (on every rank) was skipped trains nothing: no optimizer
             # update (AdamW would still move the weights on zero gradients), the schedule goes on.
             for b, n in zip(micro, counts) if total_tokens > 0 else ():
@@ -300,6 +307,8 @@ def train(
                         result = training_loss(model, to_device(b, device))
                         loss = result.loss * (n * world * recipe.batch.grad_accum / total_tokens)
                         loss_sum += result.loss.detach().double() * n
+                        for k, v in result.parts.items():
+                            parts[k] = parts.get(k, 0.0) + v / len(micro)
                     else:  # this rank's micro-batch was all skipped: a zero loss keeps the ranks in step
                         loss = sum(p.sum() for p in params) * 0.0
                     accelerator.backward(loss)
@@ -352,6 +361,8 @@ def train(
                     "elapsed_s": elapsed,
                     "peak_memory_mb": peak_memory_mb(device),
                 }
+                if parts:
+                    record["loss_parts"] = parts  # this rank's last step: the answer's loss and stage 0's
                 if evaluated:
                     record["eval"] = evaluated
                 out.metrics(record)

@@ -38,12 +38,13 @@ from ..errors import ConfigError
 from .typed_yaml import RecipeError, _Builder, _describe, _read_yaml, parse_override
 from .typed_yaml import apply_overrides as _apply_overrides
 from .lora import LoraSettings
+from .auxiliary import AuxiliaryConfig
 from .trainability import TOKEN_GROUPS, Trainability, validate_lr_groups
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 SCHEDULERS = ("cosine", "linear", "constant")
 MODEL_KINDS = ("llava_st", "onevision")
-TABLE_INITS = ("keep", "zeros", "normal")
+TABLE_INITS = ("keep", "zeros", "normal", "sincos")
 EVAL_MODES = ("canonical", "published")
 ENGINE_SUFFIXES = (".json", ".yaml", ".yml")
 
@@ -60,10 +61,13 @@ class ModelSource:
     Attributes:
         path: a model folder. ``kind: llava_st`` is a LLaVA-ST folder in the
             release layout (e.g. the previous stage's ``<output.dir>/final``);
-            ``kind: onevision`` is a LLaVA-OneVision Qwen2 + SigLIP checkpoint,
-            which the release's stage 1 starts from (not supported yet:
-            converting a OneVision checkpoint is left to a converter; the
-            trainer raises a ConfigError that says so).
+            ``kind: onevision`` is a LLaVA-OneVision Qwen2 + SigLIP checkpoint
+            (lmms-lab's ``llava-onevision-qwen2-*`` folders), which the
+            release's stage 1 starts from: it is converted when the stage is
+            built (:mod:`llava_st.train.onevision`: the LLaVA-ST tokens added to
+            the tokenizer and their rows at the mean of the others, packer and
+            coordinate tables new, the extra tower layer and ``image_newline``
+            reported unused).
         zoo: instead of ``path``, a named config of :mod:`llava_st.zoo` with
             random weights (tests, tiny runs); its text vocabulary is sized to
             the tokenizer (``tokenizer``, which training requires with ``zoo``).
@@ -77,8 +81,10 @@ class ModelSource:
             input-embedding and head rows start at the mean of the other rows,
             and they are the rows ``trainable.embed_tokens: new`` trains.
         coord_tables_init: ``keep``, ``zeros`` (no LAPE signal, as in the
-            release's stage 1, which has no tables) or ``normal`` (fresh tables
-            for the stage that introduces coordinates).
+            release's stage 1, which has no tables), ``normal`` (fresh tables
+            for the stage that introduces coordinates) or ``sincos`` (geometric
+            rows, :func:`~llava_st.train.trainability.sincos_rows`; ours, for
+            models trained from scratch).
         attn_implementation: ``sdpa`` or ``eager``.
         inject_fast_stream, inject_width_inputs: the SPEC §7 switches; None
             keeps the checkpoint's value (a release config reads False, a config
@@ -303,6 +309,9 @@ class Recipe:
         eval: :class:`EvalSettings`.
         engine: a DeepSpeed JSON or accelerate YAML config file, or None (plain
             single-process / DDP as launched).
+        auxiliary: :class:`~llava_st.train.auxiliary.AuxiliaryConfig`, the dense
+            supervision of stage 0 (ours; off unless a weight is set; needs
+            ST-Synth data, whose ground truth gives the targets).
     """
 
     name: str
@@ -321,6 +330,7 @@ class Recipe:
     seed: int = 42
     eval: EvalSettings = field(default_factory=EvalSettings)
     engine: str | None = None
+    auxiliary: AuxiliaryConfig = field(default_factory=AuxiliaryConfig)
 
     def validate(self) -> None:
         """Checks that involve several sections."""

@@ -3,7 +3,8 @@
 A training batch is what :meth:`llava_st.processor.LlavaSTProcessor.collate`
 returns for samples with answers (keys ``input_ids`` ``[B, L]``,
 ``attention_mask`` ``[B, L]``, ``coord_values`` ``[B, L]``, ``labels`` ``[B, L]``,
-``pixel_values`` (B tensors ``[T_b, 3, S, S]`` or None), ``modalities``).
+``pixel_values`` (B tensors ``[T_b, 3, S, S]`` or None), ``modalities``; for stage 0
+also ``dense_targets``).
 :func:`training_loss` runs the model on it with labels and returns the mean
 coordinate-aware cross-entropy over the batch's supervised tokens (SPEC
 §2.11): the full ``[B, L, V + K]`` logits are never built, only the rows at
@@ -16,7 +17,7 @@ The model must already be in training mode (``model.train()``): NTP
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import torch
@@ -24,6 +25,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..protocol.tokens import IGNORE_INDEX
+from .auxiliary import ATTRIBUTE as AUXILIARY, Capture, auxiliary_loss
 
 #: Batch keys the training forward reads; any others (debug data) are ignored.
 BATCH_KEYS = ("input_ids", "attention_mask", "coord_values", "pixel_values", "modalities", "labels")
@@ -31,11 +33,14 @@ BATCH_KEYS = ("input_ids", "attention_mask", "coord_values", "pixel_values", "mo
 
 @dataclass
 class LossOutput:
-    """``loss``: scalar, the mean over ``num_tokens`` supervised positions of the batch;
-    ``num_tokens``: how many positions entered it (for weighting accumulated micro-batches)."""
+    """``loss``: scalar, the mean over ``num_tokens`` supervised positions of the batch
+    (plus the weighted auxiliary losses of stage 0 when the model carries their heads);
+    ``num_tokens``: how many positions entered it (for weighting accumulated micro-batches);
+    ``parts``: the separate values (``lm`` and each auxiliary loss) when there are several."""
 
     loss: torch.Tensor
     num_tokens: int
+    parts: dict = field(default_factory=dict)
 
 
 def supervised_tokens(labels: torch.Tensor) -> int:
@@ -66,8 +71,18 @@ def training_loss(model: nn.Module, batch: Mapping[str, Any]) -> LossOutput:
     if count == 0:
         raise ConfigError("the batch has no supervised position: every label is -100")
     inputs = {k: batch[k] for k in BATCH_KEYS if k in batch}
-    out = model(**inputs, return_logits=False)
-    return LossOutput(loss=out.loss, num_tokens=count)
+    base = getattr(model, "module", model)  # DDP and similar wrappers
+    heads = getattr(base, AUXILIARY, None)
+    if heads is None or batch.get("dense_targets") is None:
+        out = model(**inputs, return_logits=False)
+        return LossOutput(loss=out.loss, num_tokens=count)
+    capture = Capture(base, heads.config.pointer_layer)
+    try:
+        out = model(**inputs, return_logits=False)
+        aux, parts = auxiliary_loss(heads, capture, batch, batch["dense_targets"], base)
+    finally:
+        capture.remove()
+    return LossOutput(loss=out.loss + aux, num_tokens=count, parts={"lm": float(out.loss.detach()), **parts})
 
 
 def keep_trainables_in_graph(model: nn.Module):

@@ -46,6 +46,8 @@ embedding and in the LM head.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -235,8 +237,9 @@ def init_coordinate_tables(model: nn.Module, mode: str, std: float = 0.02) -> No
 
     ``mode``: ``"keep"`` (leave them), ``"zeros"`` (LAPE then adds nothing, which
     is how the release's stage 1, that has no tables yet, computes its features)
-    or ``"normal"`` (``N(0, std^2)``, fresh tables for the stage that introduces
-    coordinates).
+    ``"normal"`` (``N(0, std^2)``, fresh tables for the stage that introduces
+    coordinates) or ``"sincos"`` (input and output tables both set to
+    :func:`sincos_rows`).
     """
     if mode == "keep":
         return
@@ -246,8 +249,46 @@ def init_coordinate_tables(model: nn.Module, mode: str, std: float = 0.02) -> No
     elif mode == "normal":
         for p in model.coord_tables.parameters():
             p.normal_(0.0, std)
+    elif mode == "sincos":
+        tables = model.coord_tables
+        d = tables.time_in.shape[1]
+        for axis, (t_in, t_out) in enumerate(zip(tables.inputs(), tables.outputs())):
+            rows = sincos_rows(t_in.shape[0], d, axis)
+            t_in.data.copy_(rows)
+            t_out.data.copy_(rows)
     else:
-        raise ConfigError(f"coordinate table init must be 'keep', 'zeros' or 'normal', got {mode!r}")
+        raise ConfigError(f"coordinate table init must be 'keep', 'zeros', 'normal' or 'sincos', got {mode!r}")
+
+
+def sincos_rows(num_bins: int, dim: int, axis: int, norm: float = 1.0) -> torch.Tensor:
+    """Geometric rows for one axis's coordinate table: ``[num_bins, dim]``.
+
+    Bin ``k`` (value ``v = k / (num_bins - 1)``) gets sine/cosine pairs
+    ``sin(2 pi f v), cos(2 pi f v)`` at frequencies ``f`` spaced geometrically
+    from 0.25 to ``(num_bins - 1) / 4`` cycles over ``[0, 1]``, written into the
+    axis's own third of the width (time, height, width: ``axis`` 0, 1, 2), zero
+    elsewhere, each row of L2 norm ``norm``. The dot product of two rows then
+    depends only on ``|v - v'|`` and peaks at ``v = v'``, so LAPE adds a position
+    signal the LLM can match against these same rows when it writes a
+    coordinate; random rows carry no such structure. (Ours, for models trained
+    from scratch; the release initialises new rows at random.)
+    """
+    if not 0 <= axis < 3:
+        raise ConfigError(f"axis must be 0 (time), 1 (height) or 2 (width), got {axis}")
+    block = (dim // 3) // 2 * 2
+    if block < 2:
+        raise ConfigError(f"a width of {dim} is too small for sine/cosine coordinate rows (needs >= 6)")
+    pairs = block // 2
+    values = torch.arange(num_bins, dtype=torch.float64) / max(num_bins - 1, 1)  # [K]
+    top = max((num_bins - 1) / 4, 0.5)
+    freqs = torch.logspace(math.log10(0.25), math.log10(top), pairs, dtype=torch.float64)  # [P]
+    angles = 2 * math.pi * values[:, None] * freqs[None, :]  # [K, P]
+    rows = torch.zeros(num_bins, dim, dtype=torch.float64)
+    start = axis * block
+    rows[:, start : start + block : 2] = angles.sin()
+    rows[:, start + 1 : start + block : 2] = angles.cos()
+    rows *= norm / math.sqrt(pairs)
+    return rows.float()
 
 
 def _row_mask_hook(keep_rows: torch.Tensor):

@@ -1,0 +1,226 @@
+"""Stage 0's auxiliary objective: dense supervision of the tower and of the LLM's pointing.
+
+A model trained from scratch on ST-Synth has to learn what the release got
+from pretrained parts: a tower that sees objects, and an LLM that finds the
+object a phrase names among the visual tokens. Both get direct supervision
+here, from :mod:`llava_st.synth.targets`, on top of the answer's loss:
+
+* **attributes** (weight ``attributes``): per patch, the projected tower
+  feature (before LAPE, ``[F, P, D]``) classifies the colour, shape and size
+  of the object drawn there (0 = background): three cross-entropies;
+* **boxes** (weight ``boxes``): on patches covered by an object, the same
+  feature regresses that object's box (L1 on ``[0, 1]`` coordinates, times 10);
+* **pointer** (weight ``pointer``): the LLM's hidden state after layer
+  ``pointer_layer`` at the position that predicts the answer's first
+  coordinate is a query; the states at the sample's visual positions are keys
+  (one linear map each, ``pointer_dim`` wide); the softmax over the visual
+  positions is trained (cross-entropy) towards the referred object's share of
+  each visual token: the patches it covers on the frames the answer is about,
+  pooled to the tokens the LLM sees (an image's ``G x G`` patches; a video's
+  fast tokens, one block of frames' patches each, then its slow tokens).
+  Visual tokens come before the question in the sequence, so a visual
+  position cannot know the phrase (the LLM is causal): the pointer is read
+  from an answer position, which has seen both.
+
+The heads live in :class:`AuxiliaryHeads`, attached to the model as
+``model.auxiliary`` while training (so that DDP and checkpoints treat them as
+part of the model); the exported release-layout model does not contain them.
+This whole objective is ours: the release trains from pretrained parts and
+has no such losses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from ..synth.targets import NUM_CLASSES, DenseTargets
+
+#: Attribute name of the heads on the model while training.
+ATTRIBUTE = "auxiliary"
+
+
+@dataclass
+class AuxiliaryConfig:
+    """Weights of the three losses (0 turns one off: all are off by default) and the pointer's
+    layer and width.
+
+    ``pointer_layer`` counts the LLM's decoder layers from 0; negative values
+    count from the end (``-1`` = the last layer's output).
+    """
+
+    attributes: float = 0.0
+    boxes: float = 0.0
+    pointer: float = 0.0
+    pointer_layer: int = -2
+    pointer_dim: int = 64
+
+    def __post_init__(self) -> None:
+        for name in ("attributes", "boxes", "pointer"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or v < 0:
+                raise ConfigError(f"auxiliary.{name}: must be a weight >= 0, got {v!r}")
+        if not isinstance(self.pointer_dim, int) or self.pointer_dim < 1:
+            raise ConfigError(f"auxiliary.pointer_dim: must be a whole number >= 1, got {self.pointer_dim!r}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.attributes > 0 or self.boxes > 0 or self.pointer > 0
+
+
+class AuxiliaryHeads(nn.Module):
+    """The heads of :class:`AuxiliaryConfig`'s losses for a model of width ``hidden``."""
+
+    def __init__(self, config: AuxiliaryConfig, hidden: int):
+        super().__init__()
+        self.config = config
+        self.classes = (NUM_CLASSES["colour"], NUM_CLASSES["shape"], NUM_CLASSES["size"])
+        self.attributes = nn.Linear(hidden, sum(self.classes))
+        self.boxes = nn.Linear(hidden, 4)
+        self.query = nn.Linear(hidden, config.pointer_dim)
+        self.key = nn.Linear(hidden, config.pointer_dim)
+
+
+class Capture:
+    """Forward hooks that keep the projector's outputs (in call order) and one LLM layer's output."""
+
+    def __init__(self, model: nn.Module, layer: int):
+        layers = model.language_model.layers
+        if not -len(layers) <= layer < len(layers):
+            raise ConfigError(f"auxiliary.pointer_layer {layer} is outside the LLM's {len(layers)} layers")
+        self.projected: list[torch.Tensor] = []
+        self.hidden: torch.Tensor | None = None
+        self._handles = [
+            model.projector.register_forward_hook(lambda m, i, o: self.projected.append(o)),
+            layers[layer].register_forward_hook(self._keep_hidden),
+        ]
+
+    def _keep_hidden(self, module, inputs, output) -> None:
+        self.hidden = output[0] if isinstance(output, tuple) else output
+
+    def reset(self) -> None:
+        self.projected, self.hidden = [], None
+
+    def remove(self) -> None:
+        for h in self._handles:
+            h.remove()
+
+
+def per_sample_features(projected: Sequence[torch.Tensor], pixel_values, modalities) -> list[torch.Tensor | None]:
+    """Split the projector's outputs back into samples: ``[F_b, P, D]`` per sample (None without media).
+
+    The model runs the tower once per group of samples with the same modality
+    and frame count, groups in order of first appearance, members in batch
+    order (``LlavaSTModel._visual_features``); the projector's outputs arrive
+    in that order, with ``vision_batch_frames`` chunks concatenated by the
+    model before projection or projected chunk by chunk (both handled: the
+    rows are concatenated first).
+    """
+    rows = torch.cat([p.reshape(-1, *p.shape[-2:]) for p in projected]) if projected else None
+    groups: dict[tuple[str, int], list[int]] = {}
+    for b, (pix, mod) in enumerate(zip(pixel_values, modalities)):
+        if mod is not None:
+            groups.setdefault((mod, 1 if mod == "image" else int(pix.shape[0])), []).append(b)
+    out: list[torch.Tensor | None] = [None] * len(modalities)
+    at = 0
+    for (mod, frames), members in groups.items():
+        for b in members:
+            out[b] = rows[at : at + frames]
+            at += frames
+    if rows is not None and at != rows.shape[0]:
+        raise RuntimeError(f"the projector produced {rows.shape[0]} frames, the batch has {at}")
+    return out
+
+
+def pooled_pointer_target(referred: torch.Tensor, modality: str, config) -> torch.Tensor:
+    """The referred object's share per visual token the LLM sees, ``[N_visual]`` (unnormalised).
+
+    ``referred`` ``[F, P]`` per patch; an image gives its ``P`` patches; a video
+    gives its fast tokens (``T x f*f``: blocks of ``(G/f)^2`` patches averaged)
+    then its slow tokens (``S x g*g``: ``sf x sf`` patch blocks averaged over the
+    slot's frames), in the order the model writes them.
+    """
+    g = config.vision.grid_size
+    if modality == "image":
+        return referred.reshape(-1)
+    t = referred.shape[0]
+    grid = referred.reshape(t, g, g)
+    sf, ff = config.packer.spatial_factor, config.packer.fast_factor
+    gs = g // sf  # spatial grid after the first block
+    gf = gs // ff  # fast grid
+    fast = grid.reshape(t, gf, g // gf, gf, g // gf).mean(dim=(2, 4)).reshape(-1)  # [T * gf * gf]
+    slots = max(1, t // config.packer.temporal_window)
+    bounds = (torch.arange(slots + 1) * t) // slots
+    spatial = grid.reshape(t, gs, sf, gs, sf).mean(dim=(2, 4)).reshape(t, gs * gs)  # [T, gs*gs]
+    slow = torch.stack([spatial[bounds[s] : bounds[s + 1]].mean(0) for s in range(slots)]).reshape(-1)
+    parts = [fast] if config.inject_fast_stream else []
+    return torch.cat(parts + [slow])
+
+
+def visual_positions(input_ids: torch.Tensor, ids) -> torch.Tensor:
+    """``[B, L]`` bool: the positions the visual features overwrite (image and video runs)."""
+    marks = (ids.im_start, ids.im_patch, ids.im_end, ids.vid_start, ids.vid_patch, ids.vid_end,
+             ids.slow_vid_start, ids.slow_vid_end)
+    return torch.isin(input_ids, torch.tensor(marks, device=input_ids.device))
+
+
+def auxiliary_loss(
+    heads: AuxiliaryHeads, capture: Capture, batch: dict[str, Any], targets: Sequence[DenseTargets | None], model
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The weighted sum of the three losses for one batch, and each loss's value (for the log)."""
+    cfg = heads.config
+    device = heads.attributes.weight.device
+    feats = per_sample_features(capture.projected, batch["pixel_values"], batch["modalities"])
+    total = torch.zeros((), device=device)
+    parts: dict[str, float] = {}
+    have = [b for b, (f, t) in enumerate(zip(feats, targets)) if f is not None and t is not None]
+    if have and (cfg.attributes > 0 or cfg.boxes > 0):
+        x = torch.cat([feats[b].reshape(-1, feats[b].shape[-1]) for b in have])  # [N, D]
+        colour = torch.cat([targets[b].colour.reshape(-1) for b in have]).to(device)
+        shape = torch.cat([targets[b].shape.reshape(-1) for b in have]).to(device)
+        size = torch.cat([targets[b].size.reshape(-1) for b in have]).to(device)
+        if cfg.attributes > 0:
+            logits = heads.attributes(x).split(heads.classes, dim=-1)
+            loss = sum(F.cross_entropy(lg.float(), tg) for lg, tg in zip(logits, (colour, shape, size))) / 3
+            total = total + cfg.attributes * loss
+            parts["aux_attributes"] = float(loss.detach())
+        covered = colour > 0
+        if cfg.boxes > 0 and covered.any():
+            box = torch.cat([targets[b].box.reshape(-1, 4) for b in have]).to(device)
+            pred = heads.boxes(x[covered]).float().sigmoid()
+            loss = F.l1_loss(pred, box[covered]) * 10
+            total = total + cfg.boxes * loss
+            parts["aux_boxes"] = float(loss.detach())
+    if cfg.pointer > 0 and capture.hidden is not None:
+        hidden = capture.hidden
+        labels = batch["labels"].to(hidden.device)
+        ids = model.config.token_ids
+        coord_out = torch.isin(labels, torch.tensor((ids.temp_output, ids.height_output, ids.width_output),
+                                                    device=labels.device))
+        vis = visual_positions(batch["input_ids"].to(hidden.device), ids)
+        losses = []
+        for b in range(hidden.shape[0]):
+            t = targets[b] if b < len(targets) else None
+            mod = batch["modalities"][b]
+            if t is None or not t.has_object or mod is None or not coord_out[b].any():
+                continue
+            target = pooled_pointer_target(t.referred, mod, model.config).to(device)
+            if target.sum() <= 0:
+                continue
+            first = int(coord_out[b].nonzero()[0])  # logits at first - 1 predict it
+            q = heads.query(hidden[b, first - 1])  # [d]
+            k = heads.key(hidden[b][vis[b]])  # [N_visual, d]
+            if k.shape[0] != target.shape[0]:
+                raise RuntimeError(f"sample {b}: {k.shape[0]} visual positions, pointer target has {target.shape[0]}")
+            logp = (k @ q / cfg.pointer_dim**0.5).float().log_softmax(-1)
+            losses.append(-(target / target.sum() * logp).sum())
+        if losses:
+            loss = torch.stack(losses).mean()
+            total = total + cfg.pointer * loss
+            parts["aux_pointer"] = float(loss.detach())
+    return total, parts
