@@ -290,9 +290,24 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
 _THREAD = threading.local()
 
 
+def _reformat_takes_threads() -> bool:
+    """Whether this PyAV's ``VideoReformatter.reformat`` has the ``threads`` argument (PyAV >= 17)."""
+    try:
+        major = int(_av().__version__.split(".")[0])
+    except (ValueError, AttributeError):
+        return True
+    return major >= 17
+
+
+_REFORMAT_THREADS = None  # decided on first use (importing PyAV is deferred)
+
+
 def _frame_to_rgb(frame, source: str) -> np.ndarray:
     """Decoded frame -> upright RGB uint8 ``[H, W, 3]``."""
+    global _REFORMAT_THREADS
     av = _av()
+    if _REFORMAT_THREADS is None:
+        _REFORMAT_THREADS = _reformat_takes_threads()
     # PyAV converts with the frame's own colour matrix and range (full-range
     # phone video included; tests/media check both). One reformatter per thread
     # keeps its scaler context between frames (4x faster on small frames than a
@@ -302,10 +317,12 @@ def _frame_to_rgb(frame, source: str) -> np.ndarray:
     # from here (a DataLoader worker) would inherit the context but not its
     # threads, then hang in its first conversion (waiting for workers that do not
     # exist) or when freeing it (joining them). See the module docstring, "Fork".
+    # PyAV before 17 has no ``threads`` argument and its scaler is single-threaded.
     reformatter = getattr(_THREAD, "reformatter", None)
     if reformatter is None:
         reformatter = _THREAD.reformatter = av.video.reformatter.VideoReformatter()
-    rgb = reformatter.reformat(frame, format="rgb24", threads=1).to_ndarray()
+    options = {"threads": 1} if _REFORMAT_THREADS else {}
+    rgb = reformatter.reformat(frame, format="rgb24", **options).to_ndarray()
     try:
         matrix = frame.side_data[av.sidedata.sidedata.Type.DISPLAYMATRIX]
     except KeyError:
