@@ -25,7 +25,8 @@ from llava_st.train.auxiliary import (
     Capture,
     auxiliary_loss,
     per_sample_features,
-    pooled_pointer_target,
+    frame_token_maps,
+    pointer_targets,
     visual_positions,
 )
 from llava_st.zoo import tiny
@@ -80,23 +81,60 @@ def test_an_image_sample_without_object_has_no_pointer():
     assert t.colour.shape == (1, 4) and not t.has_object and t.referred.sum() == 0
 
 
-def test_pointer_target_covers_the_visual_tokens_in_model_order():
+def test_frame_maps_cover_the_visual_tokens_in_model_order():
     config = tiny()
     g = config.vision.grid_size
     frames = 16
     referred = torch.zeros(frames, g * g)
     referred[5, 0] = 1.0  # one patch at the top-left of frame 5
-    target = pooled_pointer_target(referred, "video", config)
+    maps = frame_token_maps(referred, "video", config)
     fast, slow = config.video_fast_token_count(frames), config.video_slow_token_count(frames)
-    assert target.shape == (fast + slow,)
+    assert maps.shape == (frames, fast + slow)
+    assert maps[torch.arange(frames) != 5].abs().sum() == 0  # only frame 5 feeds anything
     per_fast = config.video_fast_token_count(1)
     block = (g * g) // per_fast
-    assert target[5 * per_fast] == pytest.approx(1 / block) and target[:fast].sum() == pytest.approx(1 / block)
-    slot = 5 // config.packer.temporal_window
-    per_slot = slow // max(1, frames // config.packer.temporal_window)
-    assert target[fast + slot * per_slot] == pytest.approx(1 / config.packer.spatial_factor**2 / config.packer.temporal_window)
-    image = pooled_pointer_target(referred[:1], "image", config)
-    assert image.shape == (config.image_token_count,)
+    row = maps[5]
+    assert row[5 * per_fast] == pytest.approx(1 / block) and row[:fast].sum() == pytest.approx(1 / block)
+    window = config.packer.temporal_window
+    per_slot = slow // (frames // window)
+    assert row[fast + (5 // window) * per_slot] == pytest.approx(1 / config.packer.spatial_factor**2 / window)
+    assert row[fast:].sum() == pytest.approx(1 / config.packer.spatial_factor**2 / window)
+    ones = frame_token_maps(torch.ones(frames, g * g), "video", config)
+    assert torch.allclose(ones.sum(0)[:fast], torch.ones(fast))  # each fast token belongs to one frame
+    assert torch.allclose(ones.sum(0)[fast:], torch.ones(slow))  # each slow token averages its slot's frames
+    assert frame_token_maps(referred[:1], "image", config).shape == (1, config.image_token_count)
+
+
+def test_pointer_targets_follow_the_answer_coordinates():
+    """A track answer ``{t0 t1} t0: [x y x y]``: each time points at its frame, each box coordinate
+    at the referred object on the frame of the latest time before it."""
+    from llava_st.protocol.tokens import IGNORE_INDEX
+
+    config = tiny()
+    ids = config.token_ids
+    g, frames = config.vision.grid_size, 16
+    referred = torch.zeros(frames, g * g)
+    referred[3, 9] = 1.0  # the object is drawn on frames 3 and 7 only
+    referred[7, 10] = 1.0
+    from llava_st.synth.targets import DenseTargets
+
+    target = DenseTargets(colour=torch.zeros(frames, g * g, dtype=torch.long), shape=torch.zeros(frames, g * g, dtype=torch.long),
+                          size=torch.zeros(frames, g * g, dtype=torch.long), box=torch.zeros(frames, g * g, 4),
+                          referred=referred, visible=torch.zeros(frames), has_object=True)
+    T, W, H = ids.temp_output, ids.width_output, ids.height_output
+    seq = [11, 12, T, T, 13, T, W, H, W, H, 14, T, W, ids.eos]
+    vals = [None, None, 3 / 15, 7 / 15, None, 3 / 15, .1, .2, .3, .4, None, 1 / 15, .5, None]
+    labels = torch.tensor(seq)
+    labels[:2] = IGNORE_INDEX
+    values = torch.tensor([float("nan") if v is None else v for v in vals], dtype=torch.float64)
+    pos, tgt = pointer_targets(target, "video", labels, values, config)
+    maps = frame_token_maps(referred, "video", config)
+    uniform = frame_token_maps(torch.ones(frames, g * g), "video", config)
+    # every coordinate but the last width (frame 1 has no object) has a target, read one position earlier
+    assert pos.tolist() == [1, 2, 4, 5, 6, 7, 8, 10]
+    expect = [maps[3], maps[7], maps[3], maps[3], maps[3], maps[3], maps[3], uniform[1]]
+    for row, e in zip(tgt, expect):
+        assert torch.allclose(row, e / e.sum())
 
 
 def test_projector_outputs_are_split_back_into_samples():

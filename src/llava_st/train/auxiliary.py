@@ -11,13 +11,15 @@ here, from :mod:`llava_st.synth.targets`, on top of the answer's loss:
 * **boxes** (weight ``boxes``): on patches covered by an object, the same
   feature regresses that object's box (L1 on ``[0, 1]`` coordinates, times 10);
 * **pointer** (weight ``pointer``): the LLM's hidden state after layer
-  ``pointer_layer`` at the position that predicts the answer's first
-  coordinate is a query; the states at the sample's visual positions are keys
+  ``pointer_layer`` at each position that predicts a coordinate of the
+  answer is a query; the states at the sample's visual positions are keys
   (one linear map each, ``pointer_dim`` wide); the softmax over the visual
-  positions is trained (cross-entropy) towards the referred object's share of
-  each visual token: the patches it covers on the frames the answer is about,
-  pooled to the tokens the LLM sees (an image's ``G x G`` patches; a video's
-  fast tokens, one block of frames' patches each, then its slow tokens).
+  positions is trained (cross-entropy) towards where that coordinate can be
+  read (:func:`pointer_targets`): for a time, the tokens of the frame it names
+  (on the referred object where it is drawn); for a box coordinate, the
+  referred object on the box's frame. Patches are pooled to the tokens the
+  LLM sees (an image's ``G x G`` patches; a video's fast tokens, one block of
+  one frame's patches each, then its slow tokens).
   Visual tokens come before the question in the sequence, so a visual
   position cannot know the phrase (the LLM is causal): the pointer is read
   from an answer position, which has seen both.
@@ -137,29 +139,81 @@ def per_sample_features(projected: Sequence[torch.Tensor], pixel_values, modalit
     return out
 
 
-def pooled_pointer_target(referred: torch.Tensor, modality: str, config) -> torch.Tensor:
-    """The referred object's share per visual token the LLM sees, ``[N_visual]`` (unnormalised).
+def frame_token_maps(per_patch: torch.Tensor, modality: str, config) -> torch.Tensor:
+    """Each frame's per-patch map pooled onto the visual tokens the LLM sees: ``[F, N_visual]``.
 
-    ``referred`` ``[F, P]`` per patch; an image gives its ``P`` patches; a video
-    gives its fast tokens (``T x f*f``: blocks of ``(G/f)^2`` patches averaged)
-    then its slow tokens (``S x g*g``: ``sf x sf`` patch blocks averaged over the
-    slot's frames), in the order the model writes them.
+    ``per_patch`` ``[F, P]`` (e.g. where the referred object is, or ones); row
+    ``i`` of the result is zero except on the tokens that frame ``i`` feeds,
+    in the order the model writes them: an image's ``P`` patches; a video's
+    fast tokens (``T x f*f``, blocks of ``(G/f)^2`` patches averaged: only frame
+    ``i``'s) then its slow tokens (``S x g*g``, ``sf x sf`` patch blocks: only the
+    slot that holds frame ``i``, divided by the slot's frame count).
     """
-    g = config.vision.grid_size
     if modality == "image":
-        return referred.reshape(-1)
-    t = referred.shape[0]
-    grid = referred.reshape(t, g, g)
+        return per_patch.reshape(1, -1)
+    g = config.vision.grid_size
+    t = per_patch.shape[0]
+    grid = per_patch.reshape(t, g, g)
     sf, ff = config.packer.spatial_factor, config.packer.fast_factor
     gs = g // sf  # spatial grid after the first block
     gf = gs // ff  # fast grid
-    fast = grid.reshape(t, gf, g // gf, gf, g // gf).mean(dim=(2, 4)).reshape(-1)  # [T * gf * gf]
+    fast = grid.reshape(t, gf, g // gf, gf, g // gf).mean(dim=(2, 4)).reshape(t, gf * gf)  # [T, f*f]
+    fast_rows = torch.zeros(t, t, gf * gf, dtype=fast.dtype)
+    fast_rows[torch.arange(t), torch.arange(t)] = fast
     slots = max(1, t // config.packer.temporal_window)
-    bounds = (torch.arange(slots + 1) * t) // slots
-    spatial = grid.reshape(t, gs, sf, gs, sf).mean(dim=(2, 4)).reshape(t, gs * gs)  # [T, gs*gs]
-    slow = torch.stack([spatial[bounds[s] : bounds[s + 1]].mean(0) for s in range(slots)]).reshape(-1)
-    parts = [fast] if config.inject_fast_stream else []
-    return torch.cat(parts + [slow])
+    slot_of = (torch.arange(t) * slots) // t  # [T]: the slot whose frames (bounds i*T//S) hold frame t
+    width = torch.bincount(slot_of, minlength=slots).to(fast.dtype)  # frames per slot
+    spatial = grid.reshape(t, gs, sf, gs, sf).mean(dim=(2, 4)).reshape(t, gs * gs)  # [T, g*g]
+    slow_rows = torch.zeros(t, slots, gs * gs, dtype=fast.dtype)
+    slow_rows[torch.arange(t), slot_of] = spatial / width[slot_of, None]
+    parts = [fast_rows.reshape(t, -1)] if config.inject_fast_stream else []
+    return torch.cat(parts + [slow_rows.reshape(t, -1)], dim=1)
+
+
+def pointer_targets(
+    target: DenseTargets, modality: str, labels: torch.Tensor, values: torch.Tensor, config
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per coordinate of one sample's answer, where the LLM should look: ``(positions [C], targets [C, N])``.
+
+    ``labels`` and ``values`` ``[L]`` are the sample's labels and coordinate
+    values. Position ``p`` (its label is an ``-OUTPUT`` placeholder) is predicted
+    from position ``p - 1``, which is returned. A time coordinate with value ``v``
+    names sampled frame ``round(v * (T - 1))``: the target is that frame's
+    tokens, weighted by the referred object where it is drawn there. A spatial
+    coordinate belongs to the frame of the answer's latest time coordinate
+    before it (the first frame when there is none; an image: its only frame): the target is the referred object on that frame;
+    without a referred object there, the coordinate gets no target. Targets are
+    normalised to sum to 1; positions without one are left out.
+    """
+    ids = config.token_ids
+    axis = torch.full_like(labels, -1)
+    axis[labels == ids.temp_output] = 0
+    axis[labels == ids.height_output] = 1
+    axis[labels == ids.width_output] = 2
+    coords = (axis >= 0).nonzero().flatten()
+    coords = coords[coords > 0]
+    frames = target.referred.shape[0]
+    object_maps = frame_token_maps(target.referred, modality, config)  # [F, N]
+    uniform = frame_token_maps(torch.ones_like(target.referred), modality, config)  # [F, N]
+    # the position of the latest time coordinate of the answer at or before each position (-1: none)
+    time_pos = torch.where(axis == 0, torch.arange(len(labels)), torch.full_like(labels, -1))
+    latest = torch.cummax(time_pos, dim=0).values  # [L]
+    positions, rows = [], []
+    for p in coords.tolist():
+        if axis[p] == 0:
+            f = int(round(float(values[p]) * (frames - 1))) if frames > 1 else 0
+            row = object_maps[f] if target.has_object and object_maps[f].sum() > 0 else uniform[f]
+        else:
+            q = int(latest[p - 1]) if p > 0 else -1
+            f = int(round(float(values[q]) * (frames - 1))) if (q >= 0 and frames > 1) else 0
+            if not target.has_object or object_maps[f].sum() <= 0:
+                continue
+            row = object_maps[f]
+        positions.append(p - 1)
+        rows.append(row / row.sum())
+    if not rows:
+        return torch.zeros(0, dtype=torch.long), torch.zeros(0, object_maps.shape[1])
+    return torch.tensor(positions), torch.stack(rows)
 
 
 def visual_positions(input_ids: torch.Tensor, ids) -> torch.Tensor:
@@ -198,29 +252,26 @@ def auxiliary_loss(
             parts["aux_boxes"] = float(loss.detach())
     if cfg.pointer > 0 and capture.hidden is not None:
         hidden = capture.hidden
-        labels = batch["labels"].to(hidden.device)
-        ids = model.config.token_ids
-        coord_out = torch.isin(labels, torch.tensor((ids.temp_output, ids.height_output, ids.width_output),
-                                                    device=labels.device))
-        vis = visual_positions(batch["input_ids"].to(hidden.device), ids)
+        labels = batch["labels"]
+        values = batch["coord_values"]
+        vis = visual_positions(batch["input_ids"], model.config.token_ids).to(hidden.device)
         losses = []
         for b in range(hidden.shape[0]):
             t = targets[b] if b < len(targets) else None
             mod = batch["modalities"][b]
-            if t is None or not t.has_object or mod is None or not coord_out[b].any():
+            if t is None or mod is None:
                 continue
-            target = pooled_pointer_target(t.referred, mod, model.config).to(device)
-            if target.sum() <= 0:
+            pos, tgt = pointer_targets(t, mod, labels[b].cpu(), values[b].cpu(), model.config)
+            if not len(pos):
                 continue
-            first = int(coord_out[b].nonzero()[0])  # logits at first - 1 predict it
-            q = heads.query(hidden[b, first - 1])  # [d]
-            k = heads.key(hidden[b][vis[b]])  # [N_visual, d]
-            if k.shape[0] != target.shape[0]:
-                raise RuntimeError(f"sample {b}: {k.shape[0]} visual positions, pointer target has {target.shape[0]}")
-            logp = (k @ q / cfg.pointer_dim**0.5).float().log_softmax(-1)
-            losses.append(-(target / target.sum() * logp).sum())
+            keys = heads.key(hidden[b][vis[b]])  # [N, d]
+            if keys.shape[0] != tgt.shape[1]:
+                raise RuntimeError(f"sample {b}: {keys.shape[0]} visual positions, pointer targets have {tgt.shape[1]}")
+            queries = heads.query(hidden[b, pos.to(hidden.device)])  # [C, d]
+            logp = (queries @ keys.T / cfg.pointer_dim**0.5).float().log_softmax(-1)  # [C, N]
+            losses.append(-(tgt.to(device) * logp).sum(-1))  # [C]
         if losses:
-            loss = torch.stack(losses).mean()
+            loss = torch.cat(losses).mean()
             total = total + cfg.pointer * loss
             parts["aux_pointer"] = float(loss.detach())
     return total, parts
