@@ -1,0 +1,253 @@
+"""The embedded model from nothing: data, tokenizer, the training stages and the held-out evaluation.
+
+``llava-st build-tiny --out runs/embedded`` runs these steps in order; each one
+writes a marker when it is complete, so running the same command again skips
+what is done and continues a stage from its last checkpoint (a long run may
+be done in several parts):
+
+1. ``data``: ST-Synth, preset ``embedded``, seed :data:`TRAIN_SEED` (training
+   split only is trained on; its held-out split is the first evaluation set);
+2. ``data-single``: the same preset with difficulty ``embedded-single`` (one
+   object per scene), seed :data:`SINGLE_SEED`, for the first curriculum step;
+3. ``eval-data``: the preset with seed :data:`EVAL_SEED`, whose test split
+   (:data:`EVAL_TEST_FRACTION` of its items, built around held-out colour/shape
+   pairs, from a seed never trained on) is the reported evaluation;
+4. ``tokenizer``: byte-level BPE on the training text (``llava-st tokenizer``);
+5. the training mixes (``mixes/*.yaml``);
+6. the stages of ``recipes/embedded``: ``stage0-single``, ``stage0`` (ours,
+   dense auxiliary supervision), then the release's stages 1, 2 and 3 (LoRA
+   merged between them as the release does);
+7. ``model``: stage 3's final folder with stage 3's adapter merged, copied to
+   ``<out>/model``;
+8. ``eval``: ``llava-st eval`` of ``<out>/model`` on the evaluation set's
+   REC, TVG, STVG and SVG files (canonical mode), report in ``<out>/eval``.
+
+Every random choice is seeded (ST-Synth's seeds, each recipe's ``seed``), so
+the command reproduces the model on the same machine type; ``scale`` multiplies
+every stage's step count (for ablations at a smaller budget and for tests).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..errors import ConfigError
+
+TRAIN_SEED = 0
+SINGLE_SEED = 1
+EVAL_SEED = 1000
+#: Share of the evaluation set's items in its held-out split (the ones scored).
+EVAL_TEST_FRACTION = 0.8
+STAGES = ("stage0-single", "stage0", "stage1", "stage2", "stage3")
+#: The benchmarks the embedded model is evaluated on (ST-Synth's test files, canonical mode).
+EVAL_BENCHMARKS = ("synth-rec", "synth-tvg", "synth-stvg", "synth-svg")
+RECIPES = Path(__file__).resolve().parents[3] / "recipes" / "embedded"
+
+
+@dataclass
+class BuildSettings:
+    """What :func:`build` makes and how big.
+
+    ``videos``/``images``: items of the training set (``data``); the one-object
+    set and the evaluation set get ``single_fraction`` and ``eval_fraction`` of
+    them. ``scale``: multiplies every stage's ``max_steps`` (at least 1 step).
+    ``overrides``: extra ``key=value`` recipe overrides given to every stage
+    (e.g. ``batch.num_workers=0``). ``recipes``: the folder of the stage recipes.
+    ``evaluate``: run the last step (the held-out evaluation).
+    """
+
+    out: Path
+    videos: int = 4000
+    images: int = 8000
+    single_fraction: float = 0.25
+    eval_fraction: float = 0.15
+    scale: float = 1.0
+    workers: int = 2
+    overrides: list[str] = field(default_factory=list)
+    recipes: Path = RECIPES
+    stages: tuple[str, ...] = STAGES
+    evaluate: bool = True
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        self.recipes = Path(self.recipes)
+        if self.scale <= 0:
+            raise ConfigError(f"scale must be > 0, got {self.scale}")
+        unknown = [s for s in self.stages if s not in STAGES]
+        if unknown:
+            raise ConfigError(f"unknown stages {unknown}; the stages are {list(STAGES)}")
+
+
+def _done(marker: Path) -> bool:
+    return marker.is_file()
+
+
+def _mark(marker: Path, info: dict) -> None:
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(info, indent=1, default=str) + "\n")
+
+
+def _synth(out: Path, seed: int, videos: int, images: int, difficulty: str | None, workers: int,
+           test_fraction: float | None = None) -> None:
+    from dataclasses import replace
+
+    from ..synth import generate
+    from ..synth.config import difficulty as named_difficulty
+    from ..synth.config import preset
+
+    config = preset("embedded").replace(seed=seed, num_videos=videos, num_images=images)
+    if test_fraction is not None:
+        config = config.replace(split=replace(config.split, test_fraction=test_fraction))
+    if difficulty is not None:
+        config = config.replace(difficulty=named_difficulty(difficulty))
+    generate(config, out, workers=workers, overwrite=True, preview=True)
+
+
+#: Per stage, the training files of the mix and how often each is listed (a file listed twice is
+#: drawn twice as often): the evaluated grounding tasks are weighted up in stage 0.
+MIXES: dict[str, list[tuple[str, str, int]]] = {
+    "stage0-single": [("data-single", t, 1) for t in ("rec", "tvg", "stvg", "svg", "elc")],
+    "stage0": [("data", t, 2) for t in ("rec", "tvg", "stvg", "svg")]
+    + [("data", t, 1) for t in ("elc", "dvc", "tr", "reg", "dgc", "video_caption", "image_caption")],
+    "stage1": [("data", t, 1) for t in ("video_caption", "image_caption")],
+    "stage2": [("data", t, 1) for t in ("tvg", "dvc", "tr", "rec", "dgc", "reg")],
+    "stage3": [("data", t, 1) for t in ("tvg", "dvc", "tr", "rec", "dgc", "reg", "stvg", "svg", "elc",
+                                        "video_caption", "image_caption")],
+}
+
+
+def write_mixes(out: Path) -> dict[str, Path]:
+    """The training mix YAML of every stage under ``<out>/mixes`` (absolute paths)."""
+    import yaml
+
+    folder = out / "mixes"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for stage, files in MIXES.items():
+        datasets = []
+        for data, task, times in files:
+            for k in range(times):
+                datasets.append({
+                    "json_path": str((out / data / "train" / f"{task}.json").resolve()),
+                    "data_folder": str((out / data).resolve()),
+                    "source": f"{data}/{task}" + (f"#{k + 1}" if times > 1 else ""),
+                    "sampling_strategy": "all",
+                })
+        path = folder / f"{stage}.yaml"
+        path.write_text(yaml.safe_dump({"datasets": datasets}, sort_keys=False))
+        paths[stage] = path
+    return paths
+
+
+def stage_overrides(settings: BuildSettings, stage: str, recipe) -> list[str]:
+    """Paths of a stage's recipe pointed into ``settings.out``, its steps scaled."""
+    out = settings.out.resolve()
+    items = {
+        "data.mix": str(out / "mixes" / f"{stage}.yaml"),
+        "output.dir": str(out / stage),
+        "schedule.max_steps": max(1, round(recipe.schedule.max_steps * settings.scale)),
+    }
+    if recipe.model.path:
+        # stageN's "runs/embedded/<stage>/final" and adapters, relative to the recipes' default root
+        items["model.path"] = str(out / Path(recipe.model.path).relative_to("runs/embedded"))
+    if recipe.model.tokenizer:
+        items["model.tokenizer"] = str(out / "tokenizer")
+    overrides = [f"{k}={v}" for k, v in items.items()]
+    if recipe.model.merge_adapters:
+        adapters = [str(out / Path(a).relative_to("runs/embedded")) for a in recipe.model.merge_adapters]
+        overrides.append("model.merge_adapters=[" + ",".join(adapters) + "]")
+    return overrides + list(settings.overrides)
+
+
+def build(settings: BuildSettings, echo: Callable[[str], None] = print) -> Path:
+    """Run every step not yet done (see the module docstring); returns ``<out>/model``."""
+    from ..train.loop import train
+    from ..train.recipe import load_recipe
+
+    out = settings.out
+    out.mkdir(parents=True, exist_ok=True)
+    marks = out / "done"
+    total = time.perf_counter()
+
+    def step(name: str, fn: Callable[[], dict | None]) -> None:
+        marker = marks / f"{name}.json"
+        if _done(marker):
+            echo(f"[{name}] done earlier")
+            return
+        echo(f"[{name}] ...")
+        t0 = time.perf_counter()
+        info = fn() or {}
+        _mark(marker, {"seconds": round(time.perf_counter() - t0, 1), **info})
+        echo(f"[{name}] done in {time.perf_counter() - t0:.0f} s")
+
+    n_single = max(1, round(settings.videos * settings.single_fraction)), max(1, round(settings.images * settings.single_fraction))
+    n_eval = max(4, round(settings.videos * settings.eval_fraction)), max(4, round(settings.images * settings.eval_fraction))
+    step("data", lambda: _synth(out / "data", TRAIN_SEED, settings.videos, settings.images, None, settings.workers))
+    step("data-single", lambda: _synth(out / "data-single", SINGLE_SEED, *n_single, "embedded-single", settings.workers))
+    # the evaluation set: most of it held out (its own seed; held-out colour/shape pairs)
+    step("eval-data", lambda: _synth(out / "eval-data", EVAL_SEED, *n_eval, None, settings.workers, EVAL_TEST_FRACTION))
+
+    def tokenizer() -> dict:
+        from ..config import CoordConfig
+        from ..zoo import tiny
+        from .tokenizer import train_tokenizer_on_folder
+
+        coords: CoordConfig = tiny().coords
+        tok = train_tokenizer_on_folder(out / "data", coords.bins)
+        tok.save_pretrained(str(out / "tokenizer"))
+        return {"tokens": len(tok)}
+
+    step("tokenizer", tokenizer)
+    write_mixes(out)
+    for stage in settings.stages:
+        def run_stage(stage=stage) -> dict:
+            base = load_recipe(settings.recipes / f"{stage}.yaml")
+            recipe = load_recipe(settings.recipes / f"{stage}.yaml", stage_overrides(settings, stage, base))
+            result = train(recipe, resume=(out / stage).is_dir(), echo=echo)
+            return {"steps": result.steps, "loss_first": result.loss_first, "loss_last": result.loss_last,
+                    "wall_s": result.wall_s}
+
+        step(stage, run_stage)
+
+    def final() -> dict:
+        last = settings.stages[-1]
+        folder = out / last / "final"
+        target = out / "model"
+        if target.exists():
+            shutil.rmtree(target)
+        # a LoRA stage's final folder holds the merged model; its adapter (kept beside it) is not needed
+        shutil.copytree(folder, target, ignore=shutil.ignore_patterns("adapter"))
+        return {"from": str(folder)}
+
+    step("model", final)
+    if not settings.evaluate:
+        return out / "model"
+    step("eval", lambda: {"reports": {k: v.get("metrics", v) for k, v in
+                                      evaluate(out / "model", out / "eval-data", out / "eval").items()}})
+    echo(f"model: {out / 'model'} ({time.perf_counter() - total:.0f} s this run)")
+    return out / "model"
+
+
+def evaluate(model: Path, data: Path, out: Path, limit: int | None = None, batch_size: int = 16) -> dict:
+    """``llava-st eval`` of ``model`` on the ST-Synth folder ``data`` (REC, TVG, STVG, SVG; canonical
+    mode); returns each benchmark's report (``<out>/<bench>/report.json``)."""
+    from ..cli import main
+
+    reports = {}
+    for bench in EVAL_BENCHMARKS:
+        args = ["eval", "--model", str(model), "--bench", bench, "--data-root", str(data), "--out", str(out / bench),
+                "--batch-size", str(batch_size), "--no-progress"]
+        if limit:
+            args += ["--limit", str(limit)]
+        if (out / bench).is_dir():
+            args.append("--resume")
+        code = main(args)
+        if code:
+            raise ConfigError(f"llava-st eval {' '.join(args[1:])} failed with exit code {code}")
+        reports[bench] = json.loads((out / bench / "report.json").read_text())
+    return reports

@@ -1,0 +1,81 @@
+"""``llava-st build-tiny`` end to end at toy size: every step runs once, a second run skips them all,
+and the model it writes answers through the public API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("accelerate")
+pytest.importorskip("peft")
+
+from llava_st.embedded.reproduce import MIXES, STAGES, BuildSettings, build, stage_overrides  # noqa: E402
+from llava_st.train.recipe import load_recipe  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("build-tiny") / "run"
+    settings = BuildSettings(out=out, videos=6, images=6, scale=0.001, workers=1, evaluate=False,
+                             overrides=["batch.per_device=2", "batch.num_workers=0"])
+    lines: list[str] = []
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = build(settings, echo=lines.append)
+    finally:
+        torch.set_num_threads(before)
+    return settings, model, lines
+
+
+def test_every_step_runs_and_a_second_run_skips_them(built):
+    settings, model, lines = built
+    names = ["data", "data-single", "eval-data", "tokenizer", *STAGES, "model"]
+    for name in names:
+        info = json.loads((settings.out / "done" / f"{name}.json").read_text())
+        assert info["seconds"] >= 0
+    for stage in STAGES:
+        planned = load_recipe(settings.recipes / f"{stage}.yaml").schedule.max_steps
+        steps = json.loads((settings.out / "done" / f"{stage}.json").read_text())["steps"]
+        assert steps == max(1, round(planned * settings.scale))
+    again: list[str] = []
+    build(settings, echo=again.append)
+    assert all(f"[{n}] done earlier" in again for n in names)
+
+
+def test_mixes_point_at_the_run_folder(built):
+    settings, _, _ = built
+    import yaml
+
+    for stage, files in MIXES.items():
+        data = yaml.safe_load((settings.out / "mixes" / f"{stage}.yaml").read_text())["datasets"]
+        assert len(data) == sum(times for _, _, times in files)
+        assert all(Path(d["json_path"]).is_file() and str(settings.out.resolve()) in d["json_path"] for d in data)
+
+
+def test_stage_overrides_redirect_paths_and_scale_steps(tmp_path):
+    settings = BuildSettings(out=tmp_path, scale=0.5)
+    base = load_recipe(settings.recipes / "stage3.yaml")
+    recipe = load_recipe(settings.recipes / "stage3.yaml", stage_overrides(settings, "stage3", base))
+    assert recipe.model.path == str(tmp_path.resolve() / "stage1" / "final")
+    assert recipe.model.merge_adapters == [str(tmp_path.resolve() / "stage2" / "final" / "adapter")]
+    assert recipe.output.dir == str(tmp_path.resolve() / "stage3")
+    assert recipe.schedule.max_steps == round(base.schedule.max_steps * 0.5)
+
+
+def test_the_built_model_answers(built, tmp_path):
+    from PIL import Image
+
+    from llava_st import LlavaST
+
+    _, model, _ = built
+    st = LlavaST.from_pretrained(model)
+    assert st.config.num_frames == 16 and st.config.vision.image_size == 96
+    assert not any("auxiliary" in n for n, _ in st.model.named_parameters())
+    img = tmp_path / "x.png"
+    Image.new("RGB", (96, 96), (40, 40, 40)).save(img)
+    answer = st.ask(img, "Where is the red circle?", max_new_tokens=6)
+    assert isinstance(answer.text, str)
