@@ -66,8 +66,9 @@ def tiny(vocab_size: int = 534, num_frames: int = 16) -> LlavaSTConfig:
     96 px frames in 12 px patches (an 8x8 grid; ST-Synth's ``embedded`` preset
     renders at 96x96, so nothing is resampled), the packer 8 -> 4 (spatial) ->
     2 (fast) with 4-frame slots (16 frames -> 4 slots: 64 slow + 64 fast
-    tokens), width 128 for the tower and the LLM (3 layers each), 100 bins per
-    axis; the fast stream and the width inputs injected (the paper's behaviour,
+    tokens), width 128 for the tower and the LLM (3 layers each), one time bin
+    per sampled frame (as the release has 100 for its 100 frames) and 100 bins
+    per spatial axis; the fast stream and the width inputs injected (the paper's behaviour,
     SPEC §7). ``vocab_size`` is set from the tokenizer when the model is built
     (the default matches the tokenizer trained on the ``embedded`` preset).
     """
@@ -93,7 +94,7 @@ def tiny(vocab_size: int = 534, num_frames: int = 16) -> LlavaSTConfig:
             num_hidden_layers=3,
         ),
         packer=PackerConfig(embed_dim=64, num_heads=4, spatial_factor=2, fast_factor=2, temporal_window=4),
-        coords=CoordConfig(num_temporal_bins=100, num_spatial_bins=100),
+        coords=CoordConfig(num_temporal_bins=num_frames, num_spatial_bins=100),
         num_frames=num_frames,
         vision_tower="tiny-siglip",
         inject_fast_stream=True,
