@@ -34,6 +34,16 @@ from llava_st.zoo import tiny
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(scope="module")
+def tiny_tokenizer_dir(tmp_path_factory, synth_data) -> Path:
+    """A tokenizer with the ``tiny`` config's bin counts, trained on the test's ST-Synth text."""
+    from llava_st.embedded.tokenizer import train_tokenizer_on_folder
+
+    folder = tmp_path_factory.mktemp("tiny-tok")
+    train_tokenizer_on_folder(synth_data, tiny().coords.bins, vocab_size=400).save_pretrained(str(folder))
+    return folder
+
+
 def _scene():
     """A 40x20 video of 6 frames: a red square under a blue circle that turns green on frames 2-3."""
     square = {"index": 0, "shape": "square", "colour": "red", "size": "large", "z": 0,
@@ -186,7 +196,7 @@ def test_auxiliary_loss_on_a_real_batch_reaches_tower_and_llm(one_thread):
     assert heads.query.weight.grad.abs().sum() > 0
 
 
-def test_stage0_trains_through_the_trainer_and_exports_without_heads(tmp_path, synth_data, tokenizer_dir, train_tools):
+def test_stage0_trains_through_the_trainer_and_exports_without_heads(tmp_path, synth_data, tiny_tokenizer_dir, train_tools):
     from llava_st.model import LlavaSTModel
     from llava_st.train.loop import train
     from llava_st.train.recipe import load_recipe
@@ -198,10 +208,10 @@ def test_stage0_trains_through_the_trainer_and_exports_without_heads(tmp_path, s
         f"  - json_path: {synth_data / 'train' / 'stvg.json'}\n    data_folder: {synth_data}\n    sampling_strategy: all\n"
     )
     overrides = train_tools["overrides"](
-        tokenizer_dir, mix, tmp_path / "run",
+        tiny_tokenizer_dir, mix, tmp_path / "run",
         **{"schedule.max_steps": 4, "batch.per_device": 2, "batch.num_workers": 0, "output.save_every": 0},
     )
-    recipe = load_recipe(REPO / "recipes" / "embedded" / "stage0.yaml", overrides)
+    recipe = load_recipe(REPO / "recipes" / "embedded" / "stage0-single.yaml", overrides)
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -217,3 +227,28 @@ def test_stage0_trains_through_the_trainer_and_exports_without_heads(tmp_path, s
     keys = [k for f in result.final_dir.glob("model*.safetensors") for k in load_file(str(f))]
     assert keys and not any("auxiliary" in k for k in keys)
     LlavaSTModel.from_pretrained(result.final_dir)
+
+
+def test_the_data_pipeline_precomputes_the_pointer_targets(synth_data, tiny_tokenizer_dir):
+    """What DenseTargetSource computes in the worker equals what the loss would compute from the batch."""
+    from llava_st.data.dataset import build_mix_dataset
+    from llava_st.processor import LlavaSTProcessor
+    from llava_st.train.auxiliary import DenseTargetSource
+    from llava_st.train.build import _tokenizer, fit_config_to_tokenizer
+
+    config = tiny()
+    tok = _tokenizer(tiny_tokenizer_dir, config)
+    config = fit_config_to_tokenizer(config, tok)
+    processor = LlavaSTProcessor(tok, config)
+    mix = synth_data / "stage3.yaml"
+    dataset = build_mix_dataset(mix, processor, seed=0, targets=DenseTargetSource(config))
+    checked = 0
+    for i in range(len(dataset)):
+        encoded, target = dataset[i]
+        if target is None or target.pointer is None or not len(target.pointer[0]):
+            continue
+        batch = processor.collate([encoded], padding_side="right")
+        pos, rows = pointer_targets(target, encoded.modality, batch["labels"][0], batch["coord_values"][0], config)
+        assert torch.equal(pos, target.pointer[0]) and torch.allclose(rows, target.pointer[1])
+        checked += 1
+    assert checked >= 3

@@ -81,8 +81,8 @@ class SFTDataset(torch.utils.data.Dataset):
             (only with ``skip_bad``; without it reading raises).
         lengths: an estimate of each sample's token count (for length grouping).
         counts: ``(kept, available)`` samples per source (for the log).
-        targets: optional ``targets(data_folder, sample)`` giving extra per-sample
-            training targets (e.g. :class:`~llava_st.synth.targets.DenseTargetSource`
+        targets: optional ``targets(data_folder, sample, encoded)`` giving extra
+            per-sample training targets (e.g. :class:`~llava_st.train.auxiliary.DenseTargetSource`
             for stage 0); an item is then ``(encoded sample, targets)``.
     """
 
@@ -157,7 +157,7 @@ class SFTDataset(torch.utils.data.Dataset):
         )
         if self.targets is None:
             return encoded
-        return encoded, self.targets(self.entries[source].data_folder, sample)
+        return encoded, self.targets(self.entries[source].data_folder, sample, encoded)
 
     def __getitem__(self, i: int):
         try:

@@ -48,7 +48,10 @@ class DenseTargets:
 
     ``colour``, ``shape``, ``size``: int64 ``[F, P]``; ``box``: float32 ``[F, P, 4]``;
     ``referred``: float32 ``[F, P]``; ``visible``: float32 ``[F]``; ``has_object``:
-    whether the sample names an object (else ``referred`` is all zero and unused).
+    whether the sample names an object (else ``referred`` is all zero and unused);
+    ``pointer``: filled in by the trainer's data pipeline
+    (:class:`~llava_st.train.auxiliary.DenseTargetSource`): the positions that predict
+    the answer's coordinates and where each should look, ``([C], [C, N_visual])``.
     """
 
     colour: torch.Tensor
@@ -58,6 +61,7 @@ class DenseTargets:
     referred: torch.Tensor
     visible: torch.Tensor
     has_object: bool
+    pointer: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 class SceneIndex:
@@ -157,28 +161,3 @@ def dense_targets(scene: Mapping[str, Any], meta: Mapping[str, Any], grid: int) 
         has_object=target is not None,
     )
 
-
-class DenseTargetSource:
-    """``source(data_folder, sample)`` -> :class:`DenseTargets` of a training sample, for a ``grid x grid`` tower.
-
-    The ground truth of each data folder is read once, when first needed (so
-    each DataLoader worker reads it itself instead of receiving it pickled). A
-    sample without ``meta.scene`` (not from ST-Synth) gives None: it trains on
-    its answer only.
-    """
-
-    def __init__(self, grid: int):
-        self.grid = grid
-        self._indexes: dict[str, SceneIndex] = {}
-
-    def __getstate__(self) -> dict:
-        return {"grid": self.grid, "_indexes": {}}
-
-    def __call__(self, data_folder: str | Path, sample) -> DenseTargets | None:
-        meta = sample.meta
-        if not meta.get("scene"):
-            return None
-        key = str(data_folder)
-        if key not in self._indexes:
-            self._indexes[key] = SceneIndex(data_folder)
-        return dense_targets(self._indexes[key].scene(meta["scene"]), meta, self.grid)

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..synth.targets import NUM_CLASSES, DenseTargets
+from ..synth.targets import NUM_CLASSES, DenseTargets, SceneIndex, dense_targets
 
 #: Attribute name of the heads on the model while training.
 ATTRIBUTE = "auxiliary"
@@ -261,7 +261,8 @@ def auxiliary_loss(
             mod = batch["modalities"][b]
             if t is None or mod is None:
                 continue
-            pos, tgt = pointer_targets(t, mod, labels[b].cpu(), values[b].cpu(), model.config)
+            pos, tgt = t.pointer if t.pointer is not None else pointer_targets(
+                t, mod, labels[b].cpu(), values[b].cpu(), model.config)
             if not len(pos):
                 continue
             keys = heads.key(hidden[b][vis[b]])  # [N, d]
@@ -275,3 +276,34 @@ def auxiliary_loss(
             total = total + cfg.pointer * loss
             parts["aux_pointer"] = float(loss.detach())
     return total, parts
+
+
+class DenseTargetSource:
+    """``source(data_folder, sample, encoded)`` -> the :class:`~llava_st.synth.targets.DenseTargets`
+    of a training sample, its pointer targets included (computed here, in the DataLoader
+    worker, from the encoded sample's labels and values).
+
+    The ground truth of each data folder is read once, when first needed (so
+    each worker reads it itself instead of receiving it pickled). A sample
+    without ``meta.scene`` (not from ST-Synth) gives None: it trains on its
+    answer only.
+    """
+
+    def __init__(self, config):
+        self.config = config
+        self._indexes: dict[str, SceneIndex] = {}
+
+    def __getstate__(self) -> dict:
+        return {"config": self.config, "_indexes": {}}
+
+    def __call__(self, data_folder, sample, encoded) -> DenseTargets | None:
+        meta = sample.meta
+        if not meta.get("scene"):
+            return None
+        key = str(data_folder)
+        if key not in self._indexes:
+            self._indexes[key] = SceneIndex(data_folder)
+        target = dense_targets(self._indexes[key].scene(meta["scene"]), meta, self.config.vision.grid_size)
+        if encoded.modality is not None and encoded.labels is not None:
+            target.pointer = pointer_targets(target, encoded.modality, encoded.labels, encoded.coord_values, self.config)
+        return target

@@ -159,9 +159,9 @@ def train(
 
     dense = None
     if recipe.auxiliary.enabled:
-        from ..synth.targets import DenseTargetSource
+        from .auxiliary import DenseTargetSource
 
-        dense = DenseTargetSource(model.config.vision.grid_size)
+        dense = DenseTargetSource(model.config)
     dataset = build_mix_dataset(
         recipe.data.mix, processor, seed=recipe.seed, num_frames=recipe.data.num_frames, skip_bad=recipe.data.skip_bad,
         targets=dense,
