@@ -242,6 +242,7 @@ _OWNED_KEYS = _TEXT_KEYS | {
     "vision_config",
     "inject_width_inputs",
     "inject_fast_stream",
+    "use_lape",
     "special_token_ids",
 } | set(_PACKER_KEYS) | set(_COORD_KEYS)
 
@@ -255,6 +256,8 @@ class LlavaSTConfig:
     width-table rows at ``<WIDTH-INPUT>`` positions) and ``inject_fast_stream``
     (write the fast packer stream into the video's fast span). A release config
     read from disk gets both ``False``; a config we create gets both ``True``.
+    ``use_lape`` (ours, for ablations; always true in the release) adds the
+    coordinate tables' positional signal to the visual features (SPEC §2.5).
     """
 
     text: TextConfig = field(default_factory=TextConfig)
@@ -266,6 +269,7 @@ class LlavaSTConfig:
     vision_tower: str = "google/siglip-so400m-patch14-384"
     inject_width_inputs: bool = True
     inject_fast_stream: bool = True
+    use_lape: bool = True
     special_token_ids: SpecialTokenIds | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -421,6 +425,7 @@ class LlavaSTConfig:
             vision_tower=data.get("mm_vision_tower", data.get("vision_tower", cls.vision_tower)),
             inject_width_inputs=bool(data.get("inject_width_inputs", False)),
             inject_fast_stream=bool(data.get("inject_fast_stream", False)),
+            use_lape=bool(data.get("use_lape", True)),
             special_token_ids=SpecialTokenIds.from_dict(token_ids) if token_ids else None,
             extra={k: copy.deepcopy(v) for k, v in data.items() if k not in _OWNED_KEYS},
         )
@@ -466,6 +471,7 @@ class LlavaSTConfig:
                 **{key: getattr(self.coords, name) for key, name in _COORD_KEYS.items()},
                 "inject_width_inputs": self.inject_width_inputs,
                 "inject_fast_stream": self.inject_fast_stream,
+                **({} if self.use_lape else {"use_lape": False}),
             }
         )
         if "vision_tower" in self.extra or "vision_tower" not in out:

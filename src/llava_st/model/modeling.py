@@ -148,6 +148,8 @@ class LlavaSTModel(nn.Module):
         if pixel_values.dim() != 4:
             raise ValueError(f"images must be pixel_values [N, 3, H, W], got {tuple(pixel_values.shape)}")
         feats = self.encode_frames(pixel_values)  # [N, G*G, D]
+        if not self.config.use_lape:
+            return feats
         signal = self.coord_tables.lape_signal(self._ntp())
         # each image is its own one-frame clip: [N, 1, G*G, D]
         return add_lape(feats[:, None], signal, self.config.vision.grid_size, is_video=False)[:, 0]
@@ -164,8 +166,10 @@ class LlavaSTModel(nn.Module):
         b, t = pixel_values.shape[:2]
         self.config.check_video_frames(t)
         feats = self.encode_frames(pixel_values.flatten(0, 1))  # [B*T, G*G, D]
-        signal = self.coord_tables.lape_signal(self._ntp())
-        feats = add_lape(feats.reshape(b, t, *feats.shape[1:]), signal, self.config.vision.grid_size, is_video=True)
+        feats = feats.reshape(b, t, *feats.shape[1:])
+        if self.config.use_lape:
+            signal = self.coord_tables.lape_signal(self._ntp())
+            feats = add_lape(feats, signal, self.config.vision.grid_size, is_video=True)
         spatial, slow, fast_stream = self.packer(feats, fast)  # [B, T, g*g, D], [B, S, g*g, D], [B, T, f*f, D]
         return VideoFeatures(spatial=spatial, slow=slow, fast=fast_stream)
 

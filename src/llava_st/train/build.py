@@ -99,6 +99,8 @@ def _switches(config, source) -> object:
     changes = {}
     if source.inject_fast_stream is not None:
         changes["inject_fast_stream"] = source.inject_fast_stream
+    if source.use_lape is not None:
+        changes["use_lape"] = source.use_lape
     if source.inject_width_inputs is not None:
         changes["inject_width_inputs"] = source.inject_width_inputs
     return dataclasses.replace(config, **changes) if changes else config

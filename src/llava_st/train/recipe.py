@@ -86,6 +86,8 @@ class ModelSource:
             rows, :func:`~llava_st.train.trainability.sincos_rows`; ours, for
             models trained from scratch).
         attn_implementation: ``sdpa`` or ``eager``.
+        use_lape: add LAPE's positional signal to the visual features (ours, for
+            ablations; None keeps the config's, which is true unless a config says otherwise).
         inject_fast_stream, inject_width_inputs: the SPEC §7 switches; None
             keeps the checkpoint's value (a release config reads False, a config
             we write True).
@@ -100,6 +102,7 @@ class ModelSource:
     coord_tables_init: str = "keep"
     attn_implementation: str = "sdpa"
     inject_fast_stream: bool | None = None
+    use_lape: bool | None = None
     inject_width_inputs: bool | None = None
 
     def validate(self) -> None:
