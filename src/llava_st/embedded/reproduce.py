@@ -20,7 +20,10 @@ be done in several parts):
 7. ``model``: stage 3's final folder with stage 3's adapter merged, copied to
    ``<out>/model``;
 8. ``eval``: ``llava-st eval`` of ``<out>/model`` on the evaluation set's
-   REC, TVG, STVG and SVG files (canonical mode), report in ``<out>/eval``.
+   REC, TVG, STVG and SVG files (canonical mode), report in ``<out>/eval``;
+9. ``baselines``: the best constant answers (chosen on the training split,
+   :mod:`llava_st.embedded.baselines`) scored the same way; ``<out>/eval/summary.json``
+   puts each headline metric of the model beside the constant's and the target.
 
 Every random choice is seeded (ST-Synth's seeds, each recipe's ``seed``), so
 the command reproduces the model on the same machine type; ``scale`` multiplies
@@ -229,8 +232,60 @@ def build(settings: BuildSettings, echo: Callable[[str], None] = print) -> Path:
         return out / "model"
     step("eval", lambda: {"reports": {k: v.get("metrics", v) for k, v in
                                       evaluate(out / "model", out / "eval-data", out / "eval").items()}})
+    step("baselines", lambda: {"reports": {k: v.get("metrics", v) for k, v in
+                                           evaluate_constants(out / "data", out / "eval-data", out / "eval").items()}})
+    summary = write_summary(out)
+    echo("held-out evaluation (model / best constant answer): " + ", ".join(
+        f"{b} {m} {v['model']:.1f} / {v['constant']:.1f}" for b, (m, v) in summary["headline"].items()))
     echo(f"model: {out / 'model'} ({time.perf_counter() - total:.0f} s this run)")
     return out / "model"
+
+
+#: Each benchmark's headline metric, and the target the embedded model is held to (percent).
+HEADLINE = {"synth-rec": ("Acc@0.5", 80.0), "synth-tvg": ("R@0.5", 70.0), "synth-stvg": ("m_vIoU", 40.0),
+            "synth-svg": ("m_sIoU", 45.0)}
+
+
+def evaluate_constants(train: Path, data: Path, out: Path) -> dict:
+    """The best constant answers (:mod:`llava_st.embedded.baselines`) fitted on ``train`` and scored
+    like the model on ``data``; reports in ``<out>/constant-<bench>``."""
+    from ..cli import main
+    from ..zoo import tiny
+    from .baselines import fit_constants
+
+    config = tiny()
+    constants = fit_constants(train, config.num_frames)
+    out.mkdir(parents=True, exist_ok=True)
+    constants.save(out / "constants.json")
+    reports = {}
+    for bench in EVAL_BENCHMARKS:
+        folder = out / f"constant-{bench}"
+        if folder.exists():
+            shutil.rmtree(folder)
+        args = ["eval", "--predictor", "llava_st.embedded.baselines:load",
+                "--predictor-arg", f"constants={out / 'constants.json'}", "--predictor-arg", f"task={bench.split('-')[1]}",
+                "--predictor-arg", f"time_bins={config.coords.bins.time}",
+                "--predictor-arg", f"space_bins={config.coords.bins.space}",
+                "--predictor-arg", f"num_frames={config.num_frames}",
+                "--bench", bench, "--data-root", str(data), "--out", str(folder), "--no-progress",
+                "--num-frames", str(config.num_frames), "--num-bins", f"{config.coords.bins.time},{config.coords.bins.space}"]
+        code = main(args)
+        if code:
+            raise ConfigError(f"llava-st {' '.join(args)} failed with exit code {code}")
+        reports[bench] = json.loads((folder / "report.json").read_text())
+    return reports
+
+
+def write_summary(out: Path) -> dict:
+    """``<out>/eval/summary.json``: per benchmark, the headline metric of the model and of the
+    best constant answer, and the target."""
+    summary: dict = {"headline": {}}
+    for bench, (metric, target) in HEADLINE.items():
+        model = json.loads((out / "eval" / bench / "report.json").read_text())["metrics"][metric]
+        const = json.loads((out / "eval" / f"constant-{bench}" / "report.json").read_text())["metrics"][metric]
+        summary["headline"][bench] = (metric, {"model": model, "constant": const, "target": target})
+    (out / "eval" / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
 
 
 def evaluate(model: Path, data: Path, out: Path, limit: int | None = None, batch_size: int = 16) -> dict:
