@@ -13,6 +13,7 @@ pytest.importorskip("accelerate")
 pytest.importorskip("peft")
 
 from llava_st.embedded.reproduce import MIXES, STAGES, BuildSettings, build, stage_overrides  # noqa: E402
+from llava_st.errors import ConfigError  # noqa: E402
 from llava_st.train.recipe import load_recipe  # noqa: E402
 
 
@@ -64,6 +65,14 @@ def test_stage_overrides_redirect_paths_and_scale_steps(tmp_path):
     assert recipe.model.merge_adapters == [str(tmp_path.resolve() / "stage2" / "final" / "adapter")]
     assert recipe.output.dir == str(tmp_path.resolve() / "stage3")
     assert recipe.schedule.max_steps == round(base.schedule.max_steps * 0.5)
+    only = BuildSettings(out=tmp_path, overrides=["stage0-single:model.coord_tables_init=normal", "ntp=false"])
+    first = load_recipe(only.recipes / "stage0-single.yaml",
+                        stage_overrides(only, "stage0-single", load_recipe(only.recipes / "stage0-single.yaml")))
+    later = load_recipe(only.recipes / "stage1.yaml", stage_overrides(only, "stage1", load_recipe(only.recipes / "stage1.yaml")))
+    assert first.model.coord_tables_init == "normal" and later.model.coord_tables_init == "keep"
+    assert not first.ntp and not later.ntp
+    with pytest.raises(ConfigError, match="names no stage"):
+        stage_overrides(BuildSettings(out=tmp_path, overrides=["stage9:ntp=false"]), "stage1", base)
 
 
 def test_the_built_model_answers(built, tmp_path):

@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stages", nargs="+", help="run only these stages (default: all five)")
     parser.add_argument("--no-eval", action="store_true", help="stop after writing the model (no held-out evaluation)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="recipe override for every stage (repeatable)")
+                        help="recipe override for every stage, or STAGE:KEY=VALUE for one stage (repeatable)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -60,7 +60,8 @@ class BuildSettings:
     set and the evaluation set get ``single_fraction`` and ``eval_fraction`` of
     them. ``scale``: multiplies every stage's ``max_steps`` (at least 1 step).
     ``overrides``: extra ``key=value`` recipe overrides given to every stage
-    (e.g. ``batch.num_workers=0``). ``recipes``: the folder of the stage recipes.
+    (e.g. ``batch.num_workers=0``), or ``stage:key=value`` to one stage only (e.g.
+    ``stage0-single:model.coord_tables_init=normal``). ``recipes``: the folder of the stage recipes.
     ``evaluate``: run the last step (the held-out evaluation).
     """
 
@@ -164,7 +165,17 @@ def stage_overrides(settings: BuildSettings, stage: str, recipe) -> list[str]:
     if recipe.model.merge_adapters:
         adapters = [str(out / Path(a).relative_to("runs/embedded")) for a in recipe.model.merge_adapters]
         overrides.append("model.merge_adapters=[" + ",".join(adapters) + "]")
-    return overrides + list(settings.overrides)
+    mine = []
+    for o in settings.overrides:
+        head, sep, rest = o.partition(":")
+        if sep and "=" not in head:  # "<stage>:key=value" applies to that stage only
+            if head not in STAGES:
+                raise ConfigError(f"override {o!r} names no stage; the stages are {list(STAGES)}")
+            if head == stage:
+                mine.append(rest)
+        else:
+            mine.append(o)
+    return overrides + mine
 
 
 def build(settings: BuildSettings, echo: Callable[[str], None] = print) -> Path:
