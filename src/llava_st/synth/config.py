@@ -188,20 +188,11 @@ DIFFICULTIES: dict[str, Difficulty] = {
         event_length=(0.25, 0.5),
         backgrounds=("solid", "gradient"),
     ),
-    # Its first curriculum step: one object alone, so that locating is learnt before choosing.
-    "embedded-single": Difficulty(
-        name="embedded-single",
-        distractors=(0, 0),
-        extra_objects=(0, 0),
-        size_scale=1.5,
-        speed=(0.008, 0.018),
-        occluder_prob=0.0,
-        pan_prob=0.0,
-        events=(1, 2),
-        event_length=(0.25, 0.5),
-        backgrounds=("solid", "gradient"),
-    ),
 }
+# Its first curriculum step: one object alone, so that locating is learnt before choosing.
+DIFFICULTIES["embedded-single"] = replace(
+    DIFFICULTIES["embedded"], name="embedded-single", distractors=(0, 0), extra_objects=(0, 0)
+)
 
 
 @dataclass(frozen=True)
