@@ -242,8 +242,33 @@ def test_sincos_tables_are_geometric():
         k = t_in.shape[0]
         pairs = (t_in.shape[1] // 3) // 2
         freqs = torch.logspace(math.log10(0.25), math.log10((k - 1) / 4), pairs, dtype=torch.float64)
-        d = torch.tensor([3, 17]) / (k - 1)
+        pairs_ij = [(1, 4), (k // 2, k - 1)]
+        d = torch.tensor([j - i for i, j in pairs_ij], dtype=torch.float64) / (k - 1)
         expect = (torch.cos(2 * math.pi * freqs[None] * d[:, None]).sum(1) / pairs).float()
-        assert torch.allclose(torch.stack([gram[10, 13], gram[50, 67]]), expect, atol=1e-5)
+        assert torch.allclose(torch.stack([gram[i, j] for i, j in pairs_ij]), expect, atol=1e-5)
     used = [(sincos_rows(100, 128, a).abs().sum(0) > 0) for a in range(3)]
     assert not (used[0] & used[1]).any() and not (used[1] & used[2]).any() and not (used[0] & used[2]).any()
+
+
+def test_sincos_tower_positions_make_the_patch_place_linearly_readable():
+    """``tower_positions_init: sincos``: rows of norm 1, and a least-squares map from a row to its
+    patch's (row, column) recovers every patch's place (random rows cannot do that with few dims)."""
+    from llava_st.model import LlavaSTModel
+    from llava_st.train.trainability import init_tower_positions, sincos_grid_rows
+    from llava_st.zoo import tiny
+
+    model = LlavaSTModel(tiny())
+    init_tower_positions(model, "sincos")
+    table = dict(model.vision_tower.named_parameters())[
+        next(n for n, _ in model.vision_tower.named_parameters() if n.endswith("position_embedding.weight"))
+    ]
+    g = model.config.vision.grid_size
+    assert torch.equal(table.detach(), sincos_grid_rows(g, table.shape[1]))
+    assert torch.allclose(table.norm(dim=1), torch.ones(g * g), atol=1e-5)
+    r, c = torch.meshgrid(torch.arange(g), torch.arange(g), indexing="ij")
+    place = torch.stack([r.flatten(), c.flatten()], 1).double()
+    x = torch.cat([table.detach().double(), torch.ones(g * g, 1, dtype=torch.float64)], 1)
+    fit = x @ (torch.linalg.pinv(x) @ place)
+    assert torch.equal(fit.round(), place)
+    with pytest.raises(ConfigError):
+        init_tower_positions(model, "learned")

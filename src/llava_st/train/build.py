@@ -47,7 +47,13 @@ from .export import load_adapter
 from .lora import add_lora
 from .recipe import Recipe
 from .step import enable_gradient_checkpointing, set_ntp
-from .trainability import apply_trainability, init_coordinate_tables, init_new_token_rows, new_token_ids
+from .trainability import (
+    apply_trainability,
+    init_coordinate_tables,
+    init_new_token_rows,
+    init_tower_positions,
+    new_token_ids,
+)
 
 
 @dataclass
@@ -189,6 +195,10 @@ def build_stage(recipe: Recipe, log: Callable[[str], None] | None = None) -> Bui
             notes.append(f"new tokens {recipe.model.new_tokens}: {len(ids)} rows, started by the conversion")
         modified += ["language_model.embed_tokens.weight", "lm_head.weight"]
     torch.manual_seed(recipe.seed + 1)  # fresh tables and adapters do not depend on how the source was made
+    if recipe.model.tower_positions_init != "keep":
+        init_tower_positions(model, recipe.model.tower_positions_init)
+        modified += [n for n, _ in model.named_parameters() if n.endswith("position_embedding.weight")]
+        notes.append(f"tower positions: {recipe.model.tower_positions_init}")
     if recipe.model.coord_tables_init != "keep":
         init_coordinate_tables(model, recipe.model.coord_tables_init)
         modified += [f"coord_tables.{n}" for n, _ in model.coord_tables.named_parameters()]

@@ -85,6 +85,10 @@ class ModelSource:
             for the stage that introduces coordinates) or ``sincos`` (geometric
             rows, :func:`~llava_st.train.trainability.sincos_rows`; ours, for
             models trained from scratch).
+        tower_positions_init: ``keep`` or ``sincos`` (the tower's position table
+            set to 2-D sine/cosine rows,
+            :func:`~llava_st.train.trainability.sincos_grid_rows`; ours, for a tower
+            trained from scratch).
         attn_implementation: ``sdpa`` or ``eager``.
         use_lape: add LAPE's positional signal to the visual features (ours, for
             ablations; None keeps the config's, which is true unless a config says otherwise).
@@ -100,6 +104,7 @@ class ModelSource:
     merge_adapters: list[str] = field(default_factory=list)
     new_tokens: list[str] = field(default_factory=list)
     coord_tables_init: str = "keep"
+    tower_positions_init: str = "keep"
     attn_implementation: str = "sdpa"
     inject_fast_stream: bool | None = None
     use_lape: bool | None = None
@@ -120,6 +125,8 @@ class ModelSource:
         bad = [g for g in self.new_tokens if g not in TOKEN_GROUPS]
         if bad:
             raise ConfigError(f"new_tokens: unknown token group(s) {bad}; choose from {list(TOKEN_GROUPS)}")
+        if self.tower_positions_init not in ("keep", "sincos"):
+            raise ConfigError(f"tower_positions_init: must be 'keep' or 'sincos', got {self.tower_positions_init!r}")
         if self.coord_tables_init not in TABLE_INITS:
             raise ConfigError(f"coord_tables_init: must be one of {list(TABLE_INITS)}, got {self.coord_tables_init!r}")
         if self.attn_implementation not in ("sdpa", "eager"):

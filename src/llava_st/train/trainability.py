@@ -420,3 +420,46 @@ __all__ = [
     "part_of",
     "validate_lr_groups",
 ]
+
+
+def sincos_grid_rows(grid: int, dim: int, norm: float = 1.0) -> torch.Tensor:
+    """2-D sine/cosine position rows for a ``grid x grid`` patch grid: ``[grid * grid, dim]``, row-major.
+
+    Half the width encodes the row, half the column, each as sine/cosine pairs
+    at frequencies spaced geometrically from 0.25 to ``grid / 4`` cycles over
+    the frame; each row has L2 norm ``norm``. A patch's place is then linearly
+    readable from its first layer on (ours, for a tower trained from scratch;
+    SigLIP learns its position table from random rows).
+    """
+    half = (dim // 2) // 2 * 2
+    if half < 2:
+        raise ConfigError(f"a width of {dim} is too small for 2-D sine/cosine positions (needs >= 4)")
+    pairs = half // 2
+    pos = (torch.arange(grid, dtype=torch.float64) + 0.5) / grid  # [G] patch centres in [0, 1]
+    freqs = torch.logspace(math.log10(0.25), math.log10(max(grid / 4, 0.5)), pairs, dtype=torch.float64)
+    ang = 2 * math.pi * pos[:, None] * freqs[None, :]  # [G, P]
+    axis = torch.cat([ang.sin(), ang.cos()], dim=1)  # [G, 2P]
+    rows = torch.zeros(grid, grid, dim, dtype=torch.float64)
+    rows[:, :, :half] = axis[:, None, :]  # row (y) code
+    rows[:, :, half : 2 * half] = axis[None, :, :]  # column (x) code
+    rows = rows.reshape(grid * grid, dim)
+    return (rows * norm / rows.norm(dim=1, keepdim=True)).float()
+
+
+def init_tower_positions(model: nn.Module, mode: str) -> None:
+    """``keep`` the tower's position table, or set it to :func:`sincos_grid_rows` (``sincos``)."""
+    if mode == "keep":
+        return
+    if mode != "sincos":
+        raise ConfigError(f"tower position init must be 'keep' or 'sincos', got {mode!r}")
+    table = None
+    for name, param in model.vision_tower.named_parameters():
+        if name.endswith("position_embedding.weight"):
+            table = param
+    if table is None:
+        raise ConfigError("the vision tower has no position_embedding table")
+    grid = model.config.vision.grid_size
+    if table.shape[0] != grid * grid:
+        raise ConfigError(f"the tower's position table has {table.shape[0]} rows, the grid {grid}x{grid}")
+    with torch.no_grad():
+        table.copy_(sincos_grid_rows(grid, table.shape[1]))
