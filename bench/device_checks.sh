@@ -57,6 +57,19 @@ sys.exit(0 if value <= bound else f"{key} {value:.4f} is over the bound {bound}"
 PY
 }
 
+# check_min FILE KEY BOUND: the result FILE was written by this run and its KEY is >= BOUND.
+check_min() {
+  python3 - "$1" "$2" "$3" "$STARTED" <<'PY'
+import json, os, sys
+path, key, bound, started = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+if not os.path.isfile(path) or os.path.getmtime(path) < started:
+    sys.exit(f"{path} was not written by this run")
+value = json.load(open(path))[key]
+print(f"{path}: {key} = {value:.4f} (bound >= {bound})")
+sys.exit(0 if value >= bound else f"{key} {value:.4f} is under the bound {bound}")
+PY
+}
+
 dtype_check() {
   python3 - <<'PY'
 """Greedy generation on the parity image case in every dtype and attention kernel.
@@ -100,7 +113,7 @@ main() {
   echo "device checks, $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   if [[ $DRY_RUN == 1 ]]; then
     bash -n "$SCRIPT"
-    for f in bench/model_decode.py bench/coord_loss_memory.py tests/test_parity.py; do
+    for f in bench/model_decode.py bench/coord_loss_memory.py tests/test_parity.py tests/model/test_static_decode.py; do
       [[ -f $f ]] || { echo "missing $f"; exit 1; }
     done
   else
@@ -116,9 +129,16 @@ main() {
   run_step "parity on cuda (float32, TF32 off)" \
     env CI=true LLAVA_ST_TEST_DEVICE=cuda python3 -m pytest tests/test_parity.py -q -rs -p no:cacheprovider
   run_step "dtypes and attention on cuda" dtype_check
-  run_step "decode step, 7B shapes, bf16" \
-    python3 bench/model_decode.py --preset 7b --device cuda --dtype bfloat16 --context 2048 --steps 60
+  # static cache + compiled step (CUDA graphs): greedy ids and logits equal the eager path, compile once per bucket
+  run_step "static and compiled decoding equal eager on cuda" \
+    env LLAVA_ST_TEST_DEVICE=cuda python3 -m pytest tests/model/test_static_decode.py -q -rs -p no:cacheprovider
+  # one run, same weights: eager step, static and compiled steps, bare Qwen2 step; tokens/s at batch 1 and 8;
+  # the visual prefill of 100 frames (one batched bf16 pass, SDPA) and the text prefill of 2048 tokens
+  run_step "decode, 7B shapes, bf16: eager, static, compiled (CUDA graphs), bare Qwen2" \
+    python3 bench/model_decode.py --preset 7b --device cuda --dtype bfloat16 --context 2048 --steps 40 \
+      --rounds 3 --new-tokens 64 --frames 100
   run_step "decode step ratio <= 1.10" check_result $RESULTS/model_decode_7b_cuda.json decode_step_ratio 1.10
+  run_step "compiled / eager tokens/s at batch 1 >= 2" check_min $RESULTS/model_decode_7b_cuda.json compiled_speedup 2
   run_step "coordinate loss memory on cuda" python3 bench/coord_loss_memory.py --device cuda
   run_step "coordinate loss memory ratio <= 1.05" check_result $RESULTS/coord_loss_memory_cuda.json peak_memory_ratio 1.05
 

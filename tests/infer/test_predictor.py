@@ -72,7 +72,7 @@ def test_ask_video_and_image_on_the_tiny_model(st: LlavaST, media) -> None:
 
 
 def test_every_task_helper_runs_and_returns_its_type(st: LlavaST, media) -> None:
-    kw = dict(max_new_tokens=5)
+    kw = dict(max_new_tokens=5, constrained=False)  # constrained answers: tests/infer/test_constrained.py
     answers = {
         "tvg": st.ground_time(media["video"], "the screen brightens", **kw),
         "rec": st.refer(media["image"], "the grey area", **kw),
@@ -101,14 +101,14 @@ def test_inputs_in_seconds_and_pixels_become_normalised_prompt_values(st: LlavaS
     monkeypatch.setattr(st.processor, "encode", spy)
     clip = st.load(media["video"])
     ts = np.asarray(clip.timeline.timestamps)
-    st.boxes_in_span(media["video"], "the frame", 0.5, 2.0, max_new_tokens=1)
+    st.boxes_in_span(media["video"], "the frame", 0.5, 2.0, max_new_tokens=1, constrained=False)
     s = np.interp(0.5, ts, np.arange(len(ts))) / (len(ts) - 1)
     e = np.interp(2.0, ts, np.arange(len(ts))) / (len(ts) - 1)
     assert "{" + f"{round(s, 3)}, {round(e, 3)}" + "}" in seen["prompt"]
-    st.caption_event(media["video"], 1.0, [8, 6, 40, 30], max_new_tokens=1)
+    st.caption_event(media["video"], 1.0, [8, 6, 40, 30], max_new_tokens=1, constrained=False)
     assert f"[{8 / 64}, {6 / 48:.3f}, {40 / 64}, {round(30 / 48, 3)}]" in seen["prompt"]
     assert f"Starts in {round(float(np.interp(1.0, ts, np.arange(len(ts))) / (len(ts) - 1)), 3)}" in seen["prompt"]
-    st.boxes_in_span(media["video"], "x", 0.25, 0.75, units="normalised", max_new_tokens=1)
+    st.boxes_in_span(media["video"], "x", 0.25, 0.75, units="normalised", max_new_tokens=1, constrained=False)
     assert "{0.25, 0.75}" in seen["prompt"]
 
 
@@ -201,7 +201,7 @@ def test_bad_input_is_named(st: LlavaST, media, tmp_path) -> None:
 def test_a_ppm_image_is_asked_about_as_an_image(st: LlavaST, media) -> None:
     a = st.ask(media["ppm"], "What is this?", max_new_tokens=2)
     assert a.media.kind == "image" and a.media.frames.shape == (1, 30, 50, 3)
-    assert st.refer(media["ppm"], "the grey", max_new_tokens=2).task == "rec"
+    assert st.refer(media["ppm"], "the grey", max_new_tokens=2, constrained=False).task == "rec"
 
 
 def test_videos_are_sampled_at_the_model_s_own_frame_count(st: LlavaST, media) -> None:

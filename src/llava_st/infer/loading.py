@@ -29,7 +29,10 @@ class Request:
 
     ``elc_start``: the normalised start time given in an ELC prompt, so the
     answer's span is ``[start, end]``. ``num_frames``: frames to sample from a
-    video (default: the model's ``num_frames``).
+    video (default: the model's ``num_frames``). ``constrained``: decode the
+    answer under its task's grammar (:mod:`llava_st.infer.constrain`), so it
+    always parses; needs ``task``. ``span``: the normalised span an SVG prompt
+    gives (its track lists the frames inside it).
     """
 
     media: Any
@@ -41,12 +44,20 @@ class Request:
     kind: Literal["image", "video"] | None = None
     elc_start: float | None = None
     num_frames: int | None = None
+    constrained: bool = False
+    span: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.question, str) or not self.question.strip():
             raise ProtocolError("the question is empty")
         if self.task is not None and self.task not in TASKS:
             raise ProtocolError(f"unknown task {self.task!r}; expected one of {TASKS}")
+        if self.constrained and self.task is None:
+            raise ProtocolError("a constrained answer needs a task: its grammar is the task's answer grammar")
+        if self.constrained and self.task == "svg" and self.span is None:
+            raise ProtocolError("a constrained svg answer needs the span its prompt gives (span=(start, end))")
+        if self.constrained and self.task == "elc" and self.elc_start is None:
+            raise ProtocolError("a constrained elc answer needs the start its prompt gives (elc_start=...)")
 
     def describe(self) -> str:
         """The media as an error message names it."""

@@ -57,7 +57,8 @@ class BatchStats:
     ``waiting_for_media``: time the model stood still because the media of its
     next batch were not loaded yet (loads done in the calling thread count in
     full); ``model``: time spent generating; ``failed``: requests whose media
-    did not load.
+    did not load; ``model_calls``: decoding forward calls (after each prefill);
+    ``forced_tokens``: tokens an answer grammar wrote without a model choice.
     """
 
     total: float = 0.0
@@ -65,6 +66,8 @@ class BatchStats:
     model: float = 0.0
     generated_tokens: int = 0
     failed: int = 0
+    model_calls: int = 0
+    forced_tokens: int = 0
 
     @property
     def wait_share(self) -> float:

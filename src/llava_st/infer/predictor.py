@@ -75,6 +75,7 @@ class LlavaST:
         self.generation = generation or GenerationConfig(max_new_tokens=512)
         self.last_stats = BatchStats()
         self._loader_processes: dict[int, ProcessPoolExecutor] = {}  # kept warm between calls
+        self._grammar_program = None  # the task grammars compiled for this tokenizer, on first use
 
     @classmethod
     def from_pretrained(
@@ -109,17 +110,22 @@ class LlavaST:
         return load_media(media, self.num_frames, **options)
 
     def ask(self, media: Any, question: str, *, task: str | None = None, frame_range=None, time_range=None,
-            fps: float | None = None, kind=None, num_frames: int | None = None, **generation) -> Answer:
+            fps: float | None = None, kind=None, num_frames: int | None = None, constrained: bool = False,
+            **generation) -> Answer:
         """Ask one question about one video or image.
 
         ``task`` (one of :data:`llava_st.protocol.answers.TASKS`) reads the answer with that
         task's grammar into ``Answer.result``; without it the answer's spans, boxes
-        and track are still read. ``generation`` overrides :class:`GenerationConfig`
-        fields (``max_new_tokens``, ``do_sample``, ``temperature``, ``top_p``, ``seed``).
+        and track are still read. ``constrained=True`` (with a ``task``) also decodes
+        under the task's answer grammar, so the answer always parses (the task
+        helpers do this by default); a free question is never constrained.
+        ``generation`` overrides :class:`GenerationConfig` fields (``max_new_tokens``,
+        ``do_sample``, ``temperature``, ``top_p``, ``seed``, ``decoder``).
         A media file that cannot be loaded raises its own :class:`~llava_st.media.MediaError`.
         """
         return self.ask_request(Request(media, question, task=task, frame_range=frame_range, time_range=time_range,
-                                        fps=fps, kind=kind, num_frames=num_frames), **generation)
+                                        fps=fps, kind=kind, num_frames=num_frames, constrained=constrained),
+                                **generation)
 
     def ask_request(self, req: Request, **generation) -> Answer:
         """:meth:`ask` with the question and its media options given as a :class:`Request`."""
@@ -156,18 +162,22 @@ class LlavaST:
         """
         reqs = [r if isinstance(r, Request) else Request(*r) for r in requests]
         cfg = self._generation_config(generation)
+        counts = [0, 0]  # model calls and forced tokens of this run
         try:
             answers, stats = run_batches(
-                reqs, self._load_function(pipelined=num_workers > 0), lambda prepared: self._answer(prepared, cfg), batch_size=batch_size,
+                reqs, self._load_function(pipelined=num_workers > 0), lambda prepared: self._answer(prepared, cfg, counts),
+                batch_size=batch_size,
                 num_workers=num_workers, finish=self._encode, pool=self._process_pool(num_workers) if processes else None,
                 describe=lambda i, r: f"request {i} ({r.describe()})", progress=progress,
             )
         except BatchError as exc:
             stats = exc.stats or BatchStats()
             stats.generated_tokens = sum(a.num_tokens for a in exc.results if a is not None)
+            stats.model_calls, stats.forced_tokens = counts
             self.last_stats = stats
             raise
         stats.generated_tokens = sum(a.num_tokens for a in answers)
+        stats.model_calls, stats.forced_tokens = counts
         self.last_stats = stats
         return answers
 
@@ -235,13 +245,19 @@ class LlavaST:
         """Answer texts (bin tokens kept) of prepared requests, as one batch, without reading them."""
         return [text for text, _ in self._generate(prepared, self._generation_config(generation))]
 
-    def _generate(self, prepared: Sequence[Prepared], cfg: GenerationConfig) -> list[tuple[str, int]]:
-        """``(text, tokens generated)`` per request; the end-of-turn token is not part of the text."""
+    def _generate(self, prepared: Sequence[Prepared], cfg: GenerationConfig,
+                  counts: list[int] | None = None) -> list[tuple[str, int]]:
+        """``(text, tokens generated)`` per request; the end-of-turn token is not part of the text.
+        ``counts``: model calls and forced tokens are added to it."""
         batch = self.processor.collate([p.encoded for p in prepared], padding_side="left")
         out = self.model.generate(
             batch["input_ids"], attention_mask=batch["attention_mask"], coord_values=batch["coord_values"],
             pixel_values=batch["pixel_values"], modalities=batch["modalities"], generation_config=cfg,
+            constraint=self._constraint(prepared, cfg),
         )
+        if counts is not None:
+            counts[0] += out.model_calls
+            counts[1] += int(out.forced.sum()) if out.forced is not None else 0
         result = []
         for b in range(len(prepared)):
             n = int(out.lengths[b])
@@ -250,12 +266,36 @@ class LlavaST:
             result.append((text, n))
         return result
 
+    def grammar_program(self):
+        """The task answer grammars compiled for this model's tokenizer (:mod:`.constrain`), built once."""
+        if self._grammar_program is None:
+            from .constrain import GrammarCompiler
+
+            ids = self.config.token_ids
+            eos = ids.eos if ids.eos is not None else self.config.text.eos_token_id
+            self._grammar_program = GrammarCompiler(self.processor.tokenizer, self.config.text.vocab_size,
+                                                    self.config.coords.bins, eos).compile()
+        return self._grammar_program
+
+    def _constraint(self, prepared: Sequence[Prepared], cfg: GenerationConfig):
+        """The grammar state of a batch, or None when no request in it is constrained."""
+        if not any(p.request.constrained for p in prepared):
+            return None
+        from .constrain import ConstraintRow, grammar_state
+
+        rows = [
+            ConstraintRow(p.request.task, num_frames=len(p.media.frames), span=p.request.span, start=p.request.elc_start)
+            if p.request.constrained else ConstraintRow(None)
+            for p in prepared
+        ]
+        return grammar_state(self.grammar_program(), rows, self.config.coords.bins, eos_ids=cfg.eos_token_ids or ())
+
     @torch.no_grad()
-    def _answer(self, prepared: Sequence[Prepared], cfg: GenerationConfig) -> list[Answer]:
+    def _answer(self, prepared: Sequence[Prepared], cfg: GenerationConfig, counts: list[int] | None = None) -> list[Answer]:
         nb = self.config.coords.bins
         return [
             read_answer(text, p.request.question, p.request.task, p.media, nb, num_tokens=n, start=p.request.elc_start)
-            for p, (text, n) in zip(prepared, self._generate(prepared, cfg))
+            for p, (text, n) in zip(prepared, self._generate(prepared, cfg, counts))
         ]
 
     # -------------------------------------------------------------- task helpers
@@ -292,61 +332,70 @@ class LlavaST:
             raise MediaKindError(f"{what} needs {'a video' if kind == 'video' else 'an image'}, got {_an(media.kind)}")
         return media
 
-    def ground_time(self, video: Any, query: str, *, fps: float | None = None, **generation) -> Answer:
+    # Every task helper decodes under its task's answer grammar, so the answer always parses
+    # (llava_st.infer.constrain); pass constrained=False for the model's unconstrained answer.
+    def ground_time(self, video: Any, query: str, *, fps: float | None = None, constrained: bool = True,
+                    **generation) -> Answer:
         """TVG: when does ``query`` happen? ``Answer.result.span`` in seconds and normalised."""
         media = self._media(video, "video", "ground_time", fps)
-        return self.ask(media, prompts.tvg(_nonempty(query, "query")), task="tvg", **generation)
+        return self.ask(media, prompts.tvg(_nonempty(query, "query")), task="tvg", constrained=constrained, **generation)
 
-    def refer(self, image: Any, expression: str, **generation) -> Answer:
+    def refer(self, image: Any, expression: str, *, constrained: bool = True, **generation) -> Answer:
         """REC: where is ``expression`` in the image? ``Answer.result.box.pixels`` is xyxy pixels."""
         media = self._media(image, "image", "refer")
-        return self.ask(media, prompts.rec(_nonempty(expression, "expression")), task="rec", **generation)
+        return self.ask(media, prompts.rec(_nonempty(expression, "expression")), task="rec", constrained=constrained,
+                        **generation)
 
-    def track(self, video: Any, query: str, *, fps: float | None = None, **generation) -> Answer:
+    def track(self, video: Any, query: str, *, fps: float | None = None, constrained: bool = True,
+              **generation) -> Answer:
         """STVG: when ``query`` happens and the object's box on each sampled frame of that span."""
         media = self._media(video, "video", "track", fps)
-        return self.ask(media, prompts.stvg(_nonempty(query, "query")), task="stvg", **generation)
+        return self.ask(media, prompts.stvg(_nonempty(query, "query")), task="stvg", constrained=constrained,
+                        **generation)
 
     def boxes_in_span(self, video: Any, query: str, start: float, end: float, *, units: Units = "absolute",
-                      fps: float | None = None, **generation) -> Answer:
+                      fps: float | None = None, constrained: bool = True, **generation) -> Answer:
         """SVG: the box of ``query`` on each sampled frame between ``start`` and ``end``
         (seconds, or normalised with ``units="normalised"``)."""
         media = self._media(video, "video", "boxes_in_span", fps)
         s, e = self._span(media, start, end, units)
-        return self.ask(media, prompts.svg(_nonempty(query, "query"), s, e), task="svg", **generation)
+        req = Request(media, prompts.svg(_nonempty(query, "query"), s, e), task="svg", constrained=constrained, span=(s, e))
+        return self.ask_request(req, **generation)
 
     def caption_event(self, video: Any, start: float, box: Sequence[float], *, units: Units = "absolute",
-                      fps: float | None = None, **generation) -> Answer:
+                      fps: float | None = None, constrained: bool = True, **generation) -> Answer:
         """ELC: from the object in ``box`` (xyxy pixels) at ``start`` (seconds), when the event
         ends, what it is, and the object's track."""
         media = self._media(video, "video", "caption_event", fps)
         s = round3(self._time(media, start, units, "start"))
         b = self._box(media, box, units)
-        return self.ask_request(Request(media, prompts.elc(s, b), task="elc", elc_start=s), **generation)
+        req = Request(media, prompts.elc(s, b), task="elc", elc_start=s, constrained=constrained)
+        return self.ask_request(req, **generation)
 
     def describe_region(self, media: Any, box: Sequence[float], *, units: Units = "absolute",
-                        fps: float | None = None, **generation) -> Answer:
+                        fps: float | None = None, constrained: bool = True, **generation) -> Answer:
         """REG: describe what is inside ``box`` (xyxy pixels; normalised with ``units="normalised"``)."""
         loaded = load_media(media, self.num_frames, fps=fps)
         b = self._box(loaded, box, units)
-        return self.ask(loaded, prompts.reg(b), task="reg", **generation)
+        return self.ask(loaded, prompts.reg(b), task="reg", constrained=constrained, **generation)
 
     def describe_span(self, video: Any, start: float, end: float, *, units: Units = "absolute",
-                      fps: float | None = None, **generation) -> Answer:
+                      fps: float | None = None, constrained: bool = True, **generation) -> Answer:
         """TR: what happens between ``start`` and ``end`` (seconds, or normalised)."""
         media = self._media(video, "video", "describe_span", fps)
         s, e = self._span(media, start, end, units)
-        return self.ask(media, prompts.tr(s, e), task="tr", **generation)
+        return self.ask(media, prompts.tr(s, e), task="tr", constrained=constrained, **generation)
 
-    def dense_captions(self, video: Any, *, fps: float | None = None, **generation) -> Answer:
+    def dense_captions(self, video: Any, *, fps: float | None = None, constrained: bool = True,
+                       **generation) -> Answer:
         """DVC: every event of the video with its span (``Answer.events``)."""
         media = self._media(video, "video", "dense_captions", fps)
-        return self.ask(media, prompts.DVC, task="dvc", **generation)
+        return self.ask(media, prompts.DVC, task="dvc", constrained=constrained, **generation)
 
-    def grounded_caption(self, image: Any, **generation) -> Answer:
+    def grounded_caption(self, image: Any, *, constrained: bool = True, **generation) -> Answer:
         """DGC: a description of the image with a box after each object it names."""
         media = self._media(image, "image", "grounded_caption")
-        return self.ask(media, prompts.DGC, task="dgc", **generation)
+        return self.ask(media, prompts.DGC, task="dgc", constrained=constrained, **generation)
 
 
 def _check_units(units: str) -> None:

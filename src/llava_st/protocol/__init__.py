@@ -13,5 +13,7 @@ Each concept has one module:
   which turns normalised times and boxes into seconds and pixels;
 * :mod:`.results`: the typed answers (spans, boxes, tracks, one class per task);
 * :mod:`.answers`: the parser of generated text into those results;
-* :mod:`.prompts`: the release's prompt wording and our task prompts.
+* :mod:`.prompts`: the release's prompt wording and our task prompts;
+* :mod:`.grammars`: each task's answer grammar, as text (what constrained
+  decoding compiles into a token program).
 """
