@@ -31,6 +31,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("llava_st.cli.eval", "run a model on a benchmark and score it"),
     "train": ("llava_st.cli.train", "run one training stage from a recipe (accelerate launch for several GPUs)"),
     "merge-lora": ("llava_st.cli.merge_lora", "fold a LoRA adapter into a base model"),
+    "tokenizer": ("llava_st.cli.tokenizer", "train a small tokenizer on ST-Synth text (release token layout)"),
+    "demo": ("llava_st.cli.demo", "the embedded model on the bundled sample clip and image (answers and pictures)"),
+    "build-tiny": ("llava_st.cli.build_tiny", "reproduce the embedded model from nothing (data, training, evaluation)"),
+    "serve": ("llava_st.cli.serve", "serve a model over a REST API (FastAPI on uvicorn)"),
+    "ui": ("llava_st.cli.ui", "a web page to try a model on a clip or an image (Gradio)"),
 }
 
 
