@@ -255,3 +255,18 @@ def kill_after_records(proc, records_file: Path, count: int, timeout_s: float = 
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
+
+
+def left_pad(samples, pad: int):
+    """``(ids, mask, values)`` of ``(seq, values, pixels)`` samples, left-padded with ``pad``."""
+    import torch
+
+    length = max(len(s[0]) for s in samples)
+    ids = torch.full((len(samples), length), pad)
+    vals = torch.full((len(samples), length), float("nan"), dtype=torch.float64)
+    mask = torch.zeros(len(samples), length, dtype=torch.long)
+    for b, (seq, v, _) in enumerate(samples):
+        ids[b, length - len(seq):] = seq
+        vals[b, length - len(seq):] = v
+        mask[b, length - len(seq):] = 1
+    return ids, mask, vals

@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from conftest import left_pad
 from llava_st.model import LlavaSTModel
 from llava_st.model.lape import interpolate_rows
 from llava_st.zoo import debug
@@ -47,18 +48,6 @@ def _sample(model: LlavaSTModel, modality: str | None, frames: int, seed: int):
     values[len(seq) - 2] = 0.7
     pix = None if modality is None else _pixels(frames if modality == "video" else 1, model, seed)
     return torch.tensor(seq), values, pix
-
-
-def _left_pad(samples, pad: int):
-    length = max(len(s[0]) for s in samples)
-    ids = torch.full((len(samples), length), pad)
-    vals = torch.full((len(samples), length), float("nan"), dtype=torch.float64)
-    mask = torch.zeros(len(samples), length, dtype=torch.long)
-    for b, (seq, v, _) in enumerate(samples):
-        ids[b, length - len(seq):] = seq
-        vals[b, length - len(seq):] = v
-        mask[b, length - len(seq):] = 1
-    return ids, mask, vals
 
 
 def test_merged_sequence_against_a_written_out_merge() -> None:
@@ -121,7 +110,7 @@ def test_video_too_short_for_its_runs_is_an_error() -> None:
 def test_mixed_batch_equals_single_samples() -> None:
     model = _model()
     samples = [_sample(model, "video", 12, 4), _sample(model, "image", 1, 5), _sample(model, None, 0, 6)]
-    ids, mask, vals = _left_pad(samples, model.token_ids.pad)
+    ids, mask, vals = left_pad(samples, model.token_ids.pad)
     with torch.no_grad():
         batch = model(ids, attention_mask=mask, coord_values=vals, pixel_values=[s[2] for s in samples],
                       modalities=["video", "image", None]).logits
@@ -204,7 +193,7 @@ def test_cached_greedy_decoding_equals_full_recompute() -> None:
 def test_left_padded_batch_decodes_like_single_rows_and_is_deterministic() -> None:
     model = _model()
     samples = [_sample(model, "image", 1, 11), _sample(model, None, 0, 12), _sample(model, "video", 12, 13)]
-    ids, mask, vals = _left_pad(samples, model.token_ids.pad)
+    ids, mask, vals = left_pad(samples, model.token_ids.pad)
     kwargs = dict(attention_mask=mask, coord_values=vals, pixel_values=[s[2] for s in samples],
                   modalities=["image", None, "video"], max_new_tokens=5, eos_token_ids=(), return_scores=True)
     first = model.generate(ids, **kwargs)
@@ -223,7 +212,7 @@ def test_left_padded_batch_decodes_like_single_rows_and_is_deterministic() -> No
 def test_eos_stops_a_row_and_pads_after_it() -> None:
     model = _model()
     samples = [_sample(model, None, 0, 14), _sample(model, None, 0, 15)]
-    ids, mask, vals = _left_pad(samples, model.token_ids.pad)
+    ids, mask, vals = left_pad(samples, model.token_ids.pad)
     free = model.generate(ids, attention_mask=mask, coord_values=vals, max_new_tokens=4, eos_token_ids=())
     stop = int(free.sequences[0, 1])
     assert stop not in free.sequences[1].tolist(), "choose seeds whose rows differ"

@@ -16,6 +16,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from conftest import left_pad
 from llava_st.errors import ConfigError
 from llava_st.model import LlavaSTModel
 from llava_st.model.generate import EagerDecoder, select_decoder
@@ -53,19 +54,9 @@ def _sample(model: LlavaSTModel, modality: str | None, seed: int):
     return torch.tensor(seq), values, pix
 
 
-def _left_pad(samples, pad: int):
-    length = max(len(s[0]) for s in samples)
-    ids = torch.full((len(samples), length), pad)
-    vals = torch.full((len(samples), length), float("nan"), dtype=torch.float64)
-    mask = torch.zeros(len(samples), length, dtype=torch.long)
-    for b, (seq, v, _) in enumerate(samples):
-        ids[b, length - len(seq):], vals[b, length - len(seq):], mask[b, length - len(seq):] = seq, v, 1
-    return ids, mask, vals
-
-
 def _batch(model: LlavaSTModel):
     samples = [_sample(model, "image", 11), _sample(model, None, 12), _sample(model, "video", 13)]
-    ids, mask, vals = _left_pad(samples, model.token_ids.pad)
+    ids, mask, vals = left_pad(samples, model.token_ids.pad)
     return ids, dict(attention_mask=mask, coord_values=vals, pixel_values=[s[2] for s in samples],
                      modalities=["image", None, "video"])
 
