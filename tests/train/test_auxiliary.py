@@ -252,3 +252,32 @@ def test_the_data_pipeline_precomputes_the_pointer_targets(synth_data, tiny_toke
         assert torch.equal(pos, target.pointer[0]) and torch.allclose(rows, target.pointer[1])
         checked += 1
     assert checked >= 3
+
+
+def test_heads_without_a_target_in_the_batch_still_get_a_gradient(one_thread):
+    """DDP needs every trainable parameter in the graph: a batch with no pointer target (a caption)
+    gives the pointer heads a zero gradient, not none."""
+    from llava_st.model import LlavaSTModel
+    from llava_st.protocol.tokens import IGNORE_INDEX
+
+    torch.manual_seed(0)
+    config = tiny()
+    model = LlavaSTModel(config).train()
+    heads = AuxiliaryHeads(AuxiliaryConfig(attributes=1, boxes=1, pointer=1), config.text.hidden_size)
+    ids = config.token_ids
+    n = config.image_token_count
+    input_ids = torch.tensor([[5, ids.im_start] + [ids.im_patch] * (n - 2) + [ids.im_end, 7, 8, 9, ids.eos]])
+    labels = torch.full_like(input_ids, IGNORE_INDEX)
+    labels[0, -2:] = input_ids[0, -2:]
+    batch = {"input_ids": input_ids, "labels": labels,
+             "coord_values": torch.full(input_ids.shape, float("nan"), dtype=torch.float64),
+             "pixel_values": [torch.randn(1, 3, 96, 96)], "modalities": ["image"]}
+    targets = [dense_targets(dict(_scene(), kind="image", num_frames=1), {}, config.vision.grid_size)]
+    capture = Capture(model, heads.config.pointer_layer)
+    out = model(**batch, return_logits=False)
+    aux, parts = auxiliary_loss(heads, capture, batch, targets, model)
+    capture.remove()
+    assert "aux_pointer" not in parts
+    (out.loss + aux).backward()
+    assert heads.query.weight.grad is not None and heads.query.weight.grad.abs().sum() == 0
+    assert heads.attributes.weight.grad.abs().sum() > 0

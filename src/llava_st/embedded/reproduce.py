@@ -150,6 +150,17 @@ def write_mixes(out: Path) -> dict[str, Path]:
     return paths
 
 
+#: The run folder the recipes of ``recipes/embedded`` name; build-tiny moves their paths into its own.
+RECIPE_ROOT = Path("runs/embedded")
+
+
+def _in_run(path: str, out: Path) -> str:
+    try:
+        return str(out / Path(path).relative_to(RECIPE_ROOT))
+    except ValueError:
+        raise ConfigError(f"recipe path {path!r} is not under {RECIPE_ROOT}/, where build-tiny expects a stage's inputs")
+
+
 def stage_overrides(settings: BuildSettings, stage: str, recipe) -> list[str]:
     """Paths of a stage's recipe pointed into ``settings.out``, its steps scaled."""
     out = settings.out.resolve()
@@ -160,12 +171,12 @@ def stage_overrides(settings: BuildSettings, stage: str, recipe) -> list[str]:
     }
     if recipe.model.path:
         # stageN's "runs/embedded/<stage>/final" and adapters, relative to the recipes' default root
-        items["model.path"] = str(out / Path(recipe.model.path).relative_to("runs/embedded"))
+        items["model.path"] = _in_run(recipe.model.path, out)
     if recipe.model.tokenizer:
         items["model.tokenizer"] = str(out / "tokenizer")
     overrides = [f"{k}={v}" for k, v in items.items()]
     if recipe.model.merge_adapters:
-        adapters = [str(out / Path(a).relative_to("runs/embedded")) for a in recipe.model.merge_adapters]
+        adapters = [_in_run(a, out) for a in recipe.model.merge_adapters]
         overrides.append("model.merge_adapters=[" + ",".join(adapters) + "]")
     mine = []
     for o in settings.overrides:

@@ -275,6 +275,12 @@ def auxiliary_loss(
             loss = torch.cat(losses).mean()
             total = total + cfg.pointer * loss
             parts["aux_pointer"] = float(loss.detach())
+    # heads whose loss this batch has no target for still take part (with zero weight), so
+    # that every trainable parameter receives a gradient on every rank (DDP requires it)
+    used = {"aux_attributes": heads.attributes, "aux_boxes": heads.boxes, "aux_pointer": (heads.query, heads.key)}
+    idle = [m for name, mods in used.items() if name not in parts for m in (mods if isinstance(mods, tuple) else (mods,))]
+    if idle:
+        total = total + sum(p.sum() for m in idle for p in m.parameters()) * 0.0
     return total, parts
 
 
