@@ -281,3 +281,27 @@ def test_heads_without_a_target_in_the_batch_still_get_a_gradient(one_thread):
     (out.loss + aux).backward()
     assert heads.query.weight.grad is not None and heads.query.weight.grad.abs().sum() == 0
     assert heads.attributes.weight.grad.abs().sum() > 0
+
+
+def test_frame_maps_follow_the_packers_uneven_slots():
+    """10 frames in 4-frame windows: 2 slots of 5 frames (the packer's bounds i*T//S)."""
+    import dataclasses
+
+    from llava_st.config import PackerConfig
+
+    config = dataclasses.replace(tiny(), num_frames=10)
+    g = config.vision.grid_size
+    maps = frame_token_maps(torch.ones(10, g * g), "video", config)
+    fast = config.video_fast_token_count(10)
+    per_slot = config.video_slow_token_count(10) // 2
+    for frame in range(10):
+        slot = 0 if frame < 5 else 1
+        row = maps[frame, fast:]
+        assert row[slot * per_slot:(slot + 1) * per_slot].sum() == pytest.approx(per_slot / 5)
+        assert row.sum() == pytest.approx(per_slot / 5)
+    uneven = dataclasses.replace(config, packer=PackerConfig(embed_dim=64, num_heads=4, spatial_factor=2, fast_factor=2,
+                                                             temporal_window=3))  # S = 3: frames 0-2, 3-5, 6-9
+    m = frame_token_maps(torch.ones(10, g * g), "video", uneven)
+    per = uneven.video_slow_token_count(10) // 3
+    owner = [int(m[f, fast:].reshape(3, per).sum(1).argmax()) for f in range(10)]
+    assert owner == [0, 0, 0, 1, 1, 1, 2, 2, 2, 2]

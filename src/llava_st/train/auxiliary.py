@@ -105,9 +105,6 @@ class Capture:
     def _keep_hidden(self, module, inputs, output) -> None:
         self.hidden = output[0] if isinstance(output, tuple) else output
 
-    def reset(self) -> None:
-        self.projected, self.hidden = [], None
-
     def remove(self) -> None:
         for h in self._handles:
             h.remove()
@@ -161,7 +158,8 @@ def frame_token_maps(per_patch: torch.Tensor, modality: str, config) -> torch.Te
     fast_rows = torch.zeros(t, t, gf * gf, dtype=fast.dtype)
     fast_rows[torch.arange(t), torch.arange(t)] = fast
     slots = max(1, t // config.packer.temporal_window)
-    slot_of = (torch.arange(t) * slots) // t  # [T]: the slot whose frames (bounds i*T//S) hold frame t
+    bounds = (torch.arange(slots + 1) * t) // slots  # slot s holds frames bounds[s] .. bounds[s+1]-1 (as the packer)
+    slot_of = torch.bucketize(torch.arange(t), bounds[1:], right=True)  # [T]
     width = torch.bincount(slot_of, minlength=slots).to(fast.dtype)  # frames per slot
     spatial = grid.reshape(t, gs, sf, gs, sf).mean(dim=(2, 4)).reshape(t, gs * gs)  # [T, g*g]
     slow_rows = torch.zeros(t, slots, gs * gs, dtype=fast.dtype)
