@@ -20,6 +20,8 @@ import json
 import time
 from pathlib import Path
 
+from ..eval.metrics import box_iou, temporal_iou
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="tiny", help="model folder, shipped model name or Hub id (default: tiny)")
@@ -29,17 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _iou_1d(a, b) -> float:
-    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
-    union = max(a[1], b[1]) - min(a[0], b[0])
-    return inter / union if union > 0 else 0.0
+    return float(temporal_iou(a, b, zero_hull="one"))
 
 
 def _iou_2d(a, b) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+    return float(box_iou(a, b))
 
 
 def _span_text(span) -> str:

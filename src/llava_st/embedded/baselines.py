@@ -26,6 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..eval.metrics import box_iou_matrix, temporal_iou
 from ..protocol.tokens import BinCounts
 
 BOX_GRID = 21
@@ -50,24 +51,6 @@ class Constants:
         return cls(**{k: tuple(v) for k, v in data.items()})
 
 
-def _iou_boxes(candidates: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """IoU of every candidate ``[C, 4]`` with every truth box ``[N, 4]`` -> ``[C, N]``."""
-    c, t = candidates[:, None, :], truth[None, :, :]
-    w = np.clip(np.minimum(c[..., 2], t[..., 2]) - np.maximum(c[..., 0], t[..., 0]), 0, None)
-    h = np.clip(np.minimum(c[..., 3], t[..., 3]) - np.maximum(c[..., 1], t[..., 1]), 0, None)
-    inter = w * h
-    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
-    union = area(c) + area(t) - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-
-
-def _iou_spans(candidates: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    c, t = candidates[:, None, :], truth[None, :, :]
-    inter = np.clip(np.minimum(c[..., 1], t[..., 1]) - np.maximum(c[..., 0], t[..., 0]), 0, None)
-    union = np.maximum(c[..., 1], t[..., 1]) - np.minimum(c[..., 0], t[..., 0])
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-
-
 def box_candidates(steps: int = BOX_GRID) -> np.ndarray:
     """Boxes ``[C, 4]`` with centres and sizes on a ``steps`` grid, inside ``[0, 1]``."""
     g = np.linspace(0, 1, steps)
@@ -81,7 +64,7 @@ def best_box(truth: np.ndarray, threshold: float | None) -> tuple[float, ...]:
     cands = box_candidates()
     score = np.zeros(len(cands))
     for start in range(0, len(truth), 512):  # [C, 512] blocks keep memory small
-        iou = _iou_boxes(cands, truth[start:start + 512])
+        iou = box_iou_matrix(cands, truth[start:start + 512])
         score += (iou >= threshold).sum(1) if threshold is not None else iou.sum(1)
     return tuple(float(v) for v in cands[int(score.argmax())])
 
@@ -90,7 +73,7 @@ def best_span(truth: np.ndarray, frames: int) -> tuple[float, float]:
     """The span between two sampled frames with the most truth spans at tIoU >= 0.5."""
     points = np.arange(frames) / (frames - 1)
     cands = np.array([(a, b) for a, b in itertools.combinations(points, 2)])
-    score = (_iou_spans(cands, truth) >= 0.5).sum(1)
+    score = (temporal_iou(cands[:, None, :], truth[None, :, :]) >= 0.5).sum(1)
     return tuple(float(v) for v in cands[int(score.argmax())])
 
 
