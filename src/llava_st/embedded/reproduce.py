@@ -273,7 +273,6 @@ HEADLINE = {"synth-rec": ("Acc@0.5", 80.0), "synth-tvg": ("R@0.5", 70.0), "synth
 def evaluate_constants(train: Path, data: Path, out: Path) -> dict:
     """The best constant answers (:mod:`llava_st.embedded.baselines`) fitted on ``train`` and scored
     like the model on ``data``; reports in ``<out>/constant-<bench>``."""
-    from ..cli import main
     from ..zoo import tiny
     from .baselines import fit_constants
 
@@ -293,10 +292,7 @@ def evaluate_constants(train: Path, data: Path, out: Path) -> dict:
                 "--predictor-arg", f"num_frames={config.num_frames}",
                 "--bench", bench, "--data-root", str(data), "--out", str(folder), "--no-progress",
                 "--num-frames", str(config.num_frames), "--num-bins", f"{config.coords.bins.time},{config.coords.bins.space}"]
-        code = main(args)
-        if code:
-            raise ConfigError(f"llava-st {' '.join(args)} failed with exit code {code}")
-        reports[bench] = json.loads((folder / "report.json").read_text())
+        reports[bench] = _eval(args, folder)
     return reports
 
 
@@ -315,8 +311,6 @@ def write_summary(out: Path) -> dict:
 def evaluate(model: Path, data: Path, out: Path, limit: int | None = None, batch_size: int = 16) -> dict:
     """``llava-st eval`` of ``model`` on the ST-Synth folder ``data`` (REC, TVG, STVG, SVG; canonical
     mode); returns each benchmark's report (``<out>/<bench>/report.json``)."""
-    from ..cli import main
-
     reports = {}
     for bench in EVAL_BENCHMARKS:
         args = ["eval", "--model", str(model), "--bench", bench, "--data-root", str(data), "--out", str(out / bench),
@@ -325,8 +319,15 @@ def evaluate(model: Path, data: Path, out: Path, limit: int | None = None, batch
             args += ["--limit", str(limit)]
         if (out / bench).is_dir():
             args.append("--resume")
-        code = main(args)
-        if code:
-            raise ConfigError(f"llava-st eval {' '.join(args[1:])} failed with exit code {code}")
-        reports[bench] = json.loads((out / bench / "report.json").read_text())
+        reports[bench] = _eval(args, out / bench)
     return reports
+
+
+def _eval(args: list[str], folder: Path) -> dict:
+    """Run ``llava-st ARGS`` (an eval writing to ``folder``) in this process; its report."""
+    from ..cli import main
+
+    code = main(args)
+    if code:
+        raise ConfigError(f"llava-st {' '.join(args)} failed with exit code {code}")
+    return json.loads((folder / "report.json").read_text())
