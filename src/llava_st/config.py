@@ -243,6 +243,7 @@ _OWNED_KEYS = _TEXT_KEYS | {
     "inject_width_inputs",
     "inject_fast_stream",
     "use_lape",
+    "media_position",
     "special_token_ids",
 } | set(_PACKER_KEYS) | set(_COORD_KEYS)
 
@@ -258,6 +259,10 @@ class LlavaSTConfig:
     read from disk gets both ``False``; a config we create gets both ``True``.
     ``use_lape`` (ours, for ablations; always true in the release) adds the
     coordinate tables' positional signal to the visual features (SPEC §2.5).
+    ``media_position`` (ours) is where the processor puts a turn's media: ``"first"``,
+    before the question (the release), or ``"last"``, after it, so that the
+    visual positions of the causal LLM can read the question (the embedded
+    model, which learns to find the named object there).
     """
 
     text: TextConfig = field(default_factory=TextConfig)
@@ -270,6 +275,7 @@ class LlavaSTConfig:
     inject_width_inputs: bool = True
     inject_fast_stream: bool = True
     use_lape: bool = True
+    media_position: str = "first"
     special_token_ids: SpecialTokenIds | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -366,6 +372,8 @@ class LlavaSTConfig:
             raise ConfigError(f"packer.temporal_window must be >= 1, got {p.temporal_window}")
         if self.coords.num_temporal_bins < 2 or self.coords.num_spatial_bins < 2:
             raise ConfigError("coordinate axes need at least 2 bins each")
+        if self.media_position not in ("first", "last"):
+            raise ConfigError(f"media_position must be 'first' or 'last', got {self.media_position!r}")
         if self.projector_type != "mlp2x_gelu":
             raise ConfigError(f"projector_type {self.projector_type!r} is not supported (only 'mlp2x_gelu')")
         if self.text.hidden_size % self.text.num_attention_heads:
@@ -426,6 +434,7 @@ class LlavaSTConfig:
             inject_width_inputs=bool(data.get("inject_width_inputs", False)),
             inject_fast_stream=bool(data.get("inject_fast_stream", False)),
             use_lape=bool(data.get("use_lape", True)),
+            media_position=str(data.get("media_position", "first")),
             special_token_ids=SpecialTokenIds.from_dict(token_ids) if token_ids else None,
             extra={k: copy.deepcopy(v) for k, v in data.items() if k not in _OWNED_KEYS},
         )
@@ -472,6 +481,7 @@ class LlavaSTConfig:
                 "inject_width_inputs": self.inject_width_inputs,
                 "inject_fast_stream": self.inject_fast_stream,
                 **({} if self.use_lape else {"use_lape": False}),
+                **({} if self.media_position == "first" else {"media_position": self.media_position}),
             }
         )
         if "vision_tower" in self.extra or "vision_tower" not in out:

@@ -137,6 +137,41 @@ def test_place_media_tag(text, expected):
     assert place_media_tag(text, "<image>") == expected
 
 
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("What is here? <image>", "What is here?\n<image>"),
+        ("<image>\nWhat is here?", "What is here?\n<image>"),
+        ("  Look <image> closely  ", "Look  closely\n<image>"),
+    ],
+)
+def test_place_media_tag_last(text, expected):
+    assert place_media_tag(text, "<image>", "last") == expected
+
+
+def test_place_media_tag_refuses_an_unknown_position():
+    with pytest.raises(ConversationError, match="media position must be one of"):
+        place_media_tag("<image>\nHi", "<image>", "middle")
+
+
+def test_a_media_last_config_puts_the_visual_run_after_the_question():
+    from dataclasses import replace
+
+    proc = tiny_processor()
+    last = type(proc)(proc.tokenizer, replace(proc.config, media_position="last"))
+    out = last("<image>\nWhat is here?", media=pixels(1))
+    ids, _ = build(
+        last,
+        [(SYSTEM + "<|im_start|>user\nWhat is here?\n", False), (run_ids(last, "image"), False),
+         ("<|im_end|>\n<|im_start|>assistant\n", False)],
+    )
+    assert out["input_ids"][0].tolist() == ids
+    assert out.texts[0] == SYSTEM + "<|im_start|>user\nWhat is here?\n<image><|im_end|>\n<|im_start|>assistant\n"
+    # the setting travels with the model's config.json
+    assert type(proc.config).from_release_dict(last.config.to_release_dict()).media_position == "last"
+    assert "media_position" not in proc.config.to_release_dict()  # a release config keeps its keys
+
+
 def test_image_tag_moves_to_front_and_expands_to_the_config_count(proc):
     out = proc("What is here? <image>", media=pixels(1))
     ids, _ = build(

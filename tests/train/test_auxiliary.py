@@ -171,7 +171,8 @@ def test_auxiliary_loss_on_a_real_batch_reaches_tower_and_llm(one_thread):
     model = LlavaSTModel(config).train()
     model.vision_tower_grad = True
     ids = config.token_ids
-    heads = AuxiliaryHeads(AuxiliaryConfig(attributes=1, boxes=1, pointer=1, pointer_layer=1), config.text.hidden_size)
+    heads = AuxiliaryHeads(AuxiliaryConfig(attributes=1, boxes=1, pointer=1, referred=1, pointer_layer=1),
+                           config.text.hidden_size)
     n = config.image_token_count
     seq = [5, ids.im_start] + [ids.im_patch] * (n - 2) + [ids.im_end, 7, 8, 9, ids.width_output, 3, ids.eos]
     input_ids = torch.tensor([seq])
@@ -188,12 +189,21 @@ def test_auxiliary_loss_on_a_real_batch_reaches_tower_and_llm(one_thread):
     out = model(**batch, return_logits=False)
     aux, parts = auxiliary_loss(heads, capture, batch, targets, model)
     capture.remove()
-    assert set(parts) == {"aux_attributes", "aux_boxes", "aux_pointer"} and torch.isfinite(aux)
+    assert set(parts) == {"aux_attributes", "aux_boxes", "aux_pointer", "aux_referred"} and torch.isfinite(aux)
+    # the referred loss, by hand: the state after layer 1 at each of the image's n positions
+    # against the fraction of that patch the square covers (its patches, in raster order)
+    hidden = capture.hidden[0, 1 : 1 + n]
+    logits = hidden @ heads.referred.weight[0] + heads.referred.bias[0]
+    goal = targets[0].referred[0]
+    probs = torch.sigmoid(logits)
+    expected = -(goal * probs.log() + (1 - goal) * (1 - probs).log()).mean()
+    assert goal.sum() > 0 and parts["aux_referred"] == pytest.approx(float(expected.detach()), rel=1e-4)
     (out.loss + aux).backward()
     tower = [p for p in model.vision_tower.parameters() if p.grad is not None]
     assert tower and sum(float(p.grad.abs().sum()) for p in tower) > 0
     assert model.language_model.layers[0].self_attn.q_proj.weight.grad.abs().sum() > 0
     assert heads.query.weight.grad.abs().sum() > 0
+    assert heads.referred.weight.grad.abs().sum() > 0
 
 
 def test_stage0_trains_through_the_trainer_and_exports_without_heads(tmp_path, synth_data, tiny_tokenizer_dir, train_tools):
@@ -263,7 +273,7 @@ def test_heads_without_a_target_in_the_batch_still_get_a_gradient(one_thread):
     torch.manual_seed(0)
     config = tiny()
     model = LlavaSTModel(config).train()
-    heads = AuxiliaryHeads(AuxiliaryConfig(attributes=1, boxes=1, pointer=1), config.text.hidden_size)
+    heads = AuxiliaryHeads(AuxiliaryConfig(attributes=1, boxes=1, pointer=1, referred=1), config.text.hidden_size)
     ids = config.token_ids
     n = config.image_token_count
     input_ids = torch.tensor([[5, ids.im_start] + [ids.im_patch] * (n - 2) + [ids.im_end, 7, 8, 9, ids.eos]])
@@ -277,9 +287,10 @@ def test_heads_without_a_target_in_the_batch_still_get_a_gradient(one_thread):
     out = model(**batch, return_logits=False)
     aux, parts = auxiliary_loss(heads, capture, batch, targets, model)
     capture.remove()
-    assert "aux_pointer" not in parts
+    assert "aux_pointer" not in parts and "aux_referred" not in parts
     (out.loss + aux).backward()
     assert heads.query.weight.grad is not None and heads.query.weight.grad.abs().sum() == 0
+    assert heads.referred.weight.grad is not None and heads.referred.weight.grad.abs().sum() == 0
     assert heads.attributes.weight.grad.abs().sum() > 0
 
 

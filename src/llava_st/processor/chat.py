@@ -28,6 +28,8 @@ DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 TURN_START = "<|im_start|>"
 TURN_END = "<|im_end|>"
 MEDIA_TAGS = {IMAGE_TAG: "image", VIDEO_TAG: "video"}
+#: Where a turn's media tag goes: in front of the text (the release) or after it (ours).
+MEDIA_POSITIONS = ("first", "last")
 
 # LLaVA data names the roles "human"/"gpt"; chat APIs name them "user"/"assistant".
 _ROLE_ALIASES: dict[str, Role] = {
@@ -154,23 +156,32 @@ def find_media_tag(messages: Sequence[Message]) -> tuple[int, str] | None:
     return found[0]
 
 
-def place_media_tag(text: str, tag: str) -> str:
-    """Move ``tag`` to the front of its turn followed by a newline (SPEC §2.7).
+def place_media_tag(text: str, tag: str, position: str = "first") -> str:
+    """Move ``tag`` to the front (``position="first"``, the release, SPEC §2.7) or the end
+    (``"last"``, ours) of its turn, separated from the text by a newline.
 
     The tag is removed, the rest is stripped of leading and trailing
-    whitespace, and the result is ``tag + "\\n" + rest``. (The release skips
-    this when the text already starts with the tag; the two agree whenever
-    the tag is followed by a newline and the text has no trailing
-    whitespace, as in every release prompt.)
+    whitespace, and the result is ``tag + "\\n" + rest`` (first) or
+    ``rest + "\\n" + tag`` (last). (The release skips this when the text
+    already starts with the tag; the two agree whenever the tag is followed by
+    a newline and the text has no trailing whitespace, as in every release
+    prompt.) ``"last"`` puts the question before the pixels, so that the
+    visual positions of a causal LLM can read it (the embedded model's
+    layout, :data:`MEDIA_POSITIONS`).
 
     Example::
 
         >>> place_media_tag("What happens here? <video>", "<video>")
         '<video>\\nWhat happens here?'
+        >>> place_media_tag("<video>\\nWhat happens here?", "<video>", "last")
+        'What happens here?\\n<video>'
     """
     if text.count(tag) != 1:
         raise ConversationError(f"expected exactly one {tag} in {_short(text)!r}, found {text.count(tag)}")
-    return f"{tag}\n{text.replace(tag, '', 1).strip()}"
+    if position not in MEDIA_POSITIONS:
+        raise ConversationError(f"media position must be one of {MEDIA_POSITIONS}, got {position!r}")
+    rest = text.replace(tag, "", 1).strip()
+    return f"{tag}\n{rest}" if position == "first" else f"{rest}\n{tag}"
 
 
 @dataclass(frozen=True)
@@ -225,6 +236,7 @@ __all__ = [
     "Conversation",
     "ConversationError",
     "DEFAULT_SYSTEM_PROMPT",
+    "MEDIA_POSITIONS",
     "MEDIA_TAGS",
     "Message",
     "TURN_END",

@@ -302,7 +302,7 @@ class LlavaSTProcessor:
         if tagged is not None:
             index, tag = tagged
             modality = "image" if tag == "<image>" else "video"
-            placed = place_media_tag(messages[index].content, tag)
+            placed = place_media_tag(messages[index].content, tag, self.config.media_position)
             messages[index] = Message("user", placed.replace(tag, self._sentinel[modality], 1))
             text_messages = list(messages)
             text_messages[index] = Message("user", placed)

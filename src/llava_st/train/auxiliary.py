@@ -20,9 +20,15 @@ here, from :mod:`llava_st.synth.targets`, on top of the answer's loss:
   referred object on the box's frame. Patches are pooled to the tokens the
   LLM sees (an image's ``G x G`` patches; a video's fast tokens, one block of
   one frame's patches each, then its slow tokens).
-  Visual tokens come before the question in the sequence, so a visual
-  position cannot know the phrase (the LLM is causal): the pointer is read
-  from an answer position, which has seen both.
+  The pointer is read from an answer position, which has seen both the
+  phrase and the pixels wherever the media sits;
+* **referred** (weight ``referred``): the LLM's hidden state after
+  ``pointer_layer`` at each visual position classifies (binary cross-entropy)
+  how much of that token shows the object the question names (the referred
+  map pooled like the pointer's targets, frames summed). A causal LLM can
+  learn this only when the question comes before the pixels
+  (``media_position: last``, the embedded model's layout); then the answer
+  only has to find the marked tokens, which a one-object model already can.
 
 The heads live in :class:`AuxiliaryHeads`, attached to the model as
 ``model.auxiliary`` while training (so that DDP and checkpoints treat them as
@@ -49,8 +55,8 @@ ATTRIBUTE = "auxiliary"
 
 @dataclass
 class AuxiliaryConfig:
-    """Weights of the three losses (0 turns one off: all are off by default) and the pointer's
-    layer and width.
+    """Weights of the four losses (0 turns one off: all are off by default) and the layer
+    and width of the LLM-side heads (pointer, referred).
 
     ``pointer_layer`` counts the LLM's decoder layers from 0; negative values
     count from the end (``-1`` = the last layer's output).
@@ -59,11 +65,12 @@ class AuxiliaryConfig:
     attributes: float = 0.0
     boxes: float = 0.0
     pointer: float = 0.0
+    referred: float = 0.0
     pointer_layer: int = -2
     pointer_dim: int = 64
 
     def __post_init__(self) -> None:
-        for name in ("attributes", "boxes", "pointer"):
+        for name in ("attributes", "boxes", "pointer", "referred"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or v < 0:
                 raise ConfigError(f"auxiliary.{name}: must be a weight >= 0, got {v!r}")
@@ -72,7 +79,7 @@ class AuxiliaryConfig:
 
     @property
     def enabled(self) -> bool:
-        return self.attributes > 0 or self.boxes > 0 or self.pointer > 0
+        return self.attributes > 0 or self.boxes > 0 or self.pointer > 0 or self.referred > 0
 
 
 class AuxiliaryHeads(nn.Module):
@@ -86,6 +93,7 @@ class AuxiliaryHeads(nn.Module):
         self.boxes = nn.Linear(hidden, 4)
         self.query = nn.Linear(hidden, config.pointer_dim)
         self.key = nn.Linear(hidden, config.pointer_dim)
+        self.referred = nn.Linear(hidden, 1)
 
 
 class Capture:
@@ -224,7 +232,7 @@ def visual_positions(input_ids: torch.Tensor, ids) -> torch.Tensor:
 def auxiliary_loss(
     heads: AuxiliaryHeads, capture: Capture, batch: dict[str, Any], targets: Sequence[DenseTargets | None], model
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The weighted sum of the three losses for one batch, and each loss's value (for the log)."""
+    """The weighted sum of the four losses for one batch, and each loss's value (for the log)."""
     cfg = heads.config
     device = heads.attributes.weight.device
     feats = per_sample_features(capture.projected, batch["pixel_values"], batch["modalities"])
@@ -273,9 +281,33 @@ def auxiliary_loss(
             loss = torch.cat(losses).mean()
             total = total + cfg.pointer * loss
             parts["aux_pointer"] = float(loss.detach())
+    if cfg.referred > 0 and capture.hidden is not None:
+        hidden = capture.hidden
+        vis = visual_positions(batch["input_ids"], model.config.token_ids).to(hidden.device)
+        logits, goals = [], []
+        for b in range(hidden.shape[0]):
+            t = targets[b] if b < len(targets) else None
+            mod = batch["modalities"][b]
+            if t is None or mod is None or not t.has_object:
+                continue
+            goal = frame_token_maps(t.referred, mod, model.config).sum(0).clamp(0, 1)  # [N]
+            states = hidden[b][vis[b]]  # [N, D]
+            if states.shape[0] != goal.shape[0]:
+                raise RuntimeError(f"sample {b}: {states.shape[0]} visual positions, referred targets have {goal.shape[0]}")
+            logits.append(heads.referred(states).squeeze(-1))
+            goals.append(goal)
+        if logits:
+            loss = F.binary_cross_entropy_with_logits(torch.cat(logits).float(), torch.cat(goals).to(device))
+            total = total + cfg.referred * loss
+            parts["aux_referred"] = float(loss.detach())
     # heads whose loss this batch has no target for still take part (with zero weight), so
     # that every trainable parameter receives a gradient on every rank (DDP requires it)
-    used = {"aux_attributes": heads.attributes, "aux_boxes": heads.boxes, "aux_pointer": (heads.query, heads.key)}
+    used = {
+        "aux_attributes": heads.attributes,
+        "aux_boxes": heads.boxes,
+        "aux_pointer": (heads.query, heads.key),
+        "aux_referred": heads.referred,
+    }
     idle = [m for name, mods in used.items() if name not in parts for m in (mods if isinstance(mods, tuple) else (mods,))]
     if idle:
         total = total + sum(p.sum() for m in idle for p in m.parameters()) * 0.0

@@ -109,6 +109,8 @@ def _switches(config, source) -> object:
         changes["use_lape"] = source.use_lape
     if source.inject_width_inputs is not None:
         changes["inject_width_inputs"] = source.inject_width_inputs
+    if source.media_position is not None:
+        changes["media_position"] = source.media_position
     return dataclasses.replace(config, **changes) if changes else config
 
 

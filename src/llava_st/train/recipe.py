@@ -95,6 +95,9 @@ class ModelSource:
         inject_fast_stream, inject_width_inputs: the SPEC §7 switches; None
             keeps the checkpoint's value (a release config reads False, a config
             we write True).
+        media_position: ``first`` (the release) or ``last`` (the question before
+            the pixels; ours): where the processor puts a turn's media; None
+            keeps the config's.
     """
 
     path: str | None = None
@@ -109,6 +112,7 @@ class ModelSource:
     inject_fast_stream: bool | None = None
     use_lape: bool | None = None
     inject_width_inputs: bool | None = None
+    media_position: str | None = None
 
     def validate(self) -> None:
         if (self.path is None) == (self.zoo is None):
@@ -125,6 +129,8 @@ class ModelSource:
         bad = [g for g in self.new_tokens if g not in TOKEN_GROUPS]
         if bad:
             raise ConfigError(f"new_tokens: unknown token group(s) {bad}; choose from {list(TOKEN_GROUPS)}")
+        if self.media_position not in (None, "first", "last"):
+            raise ConfigError(f"media_position: must be 'first' or 'last', got {self.media_position!r}")
         if self.tower_positions_init not in ("keep", "sincos"):
             raise ConfigError(f"tower_positions_init: must be 'keep' or 'sincos', got {self.tower_positions_init!r}")
         if self.coord_tables_init not in TABLE_INITS:
