@@ -121,7 +121,10 @@ def get_config(name: str) -> LlavaSTConfig:
 
 #: Named models with weights: name -> folder (in the release layout). Models we
 #: ship inside the package are registered here with their folder.
-WEIGHTS: dict[str, Callable[[], Path]] = {}
+WEIGHTS: dict[str, Callable[[], Path]] = {
+    # the embedded model, trained here on ST-Synth (llava-st build-tiny; README, "The embedded model")
+    "tiny": lambda: Path(__file__).resolve().parent / "embedded" / "model",
+}
 
 
 #: Files a Hub snapshot need not fetch: the loaders read safetensors weights, JSON configs and tokenizer files only.

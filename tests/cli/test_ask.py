@@ -108,7 +108,7 @@ def test_missing_model_and_usage_errors(files, capsys) -> None:
     code, _, err = _ask(capsys, "--model", str(files["dir"] / "nomodel"), "--image", str(files["image"]), "q")
     assert code == 2 and "registered model name" in err
     with pytest.raises(SystemExit) as exc:
-        main(["ask", "--image", str(files["image"]), "q"])  # no --model
+        main(["ask", "--model", str(files["dir"]), "q"])  # no --video or --image
     assert exc.value.code == 2
 
 

@@ -373,8 +373,8 @@ def test_command_line_errors_exit_2_with_the_message(stvg_file, tmp_path, capsys
 
     code, err = run("--predictor", f"{FAKE}:make")
     assert code == 2 and err.startswith("llava-st eval: give --data-root")
-    code, err = run("--data", str(stvg_file), "--media-root", str(tmp_path))
-    assert code == 2 and "give --model" in err
+    code, err = run("--data", str(stvg_file), "--media-root", str(tmp_path), "--model", str(tmp_path / "no-model"))
+    assert code == 2 and "no-model" in err
     code, err = run("--data", str(tmp_path / "none.json"), "--media-root", str(tmp_path), "--predictor", f"{FAKE}:make")
     assert code == 2 and "none.json" in err
     code, err = run("--data", str(stvg_file), "--media-root", str(tmp_path), "--predictor", "no_such_module_xyz:make")

@@ -316,3 +316,100 @@ def test_frame_maps_follow_the_packers_uneven_slots():
     per = uneven.video_slow_token_count(10) // 3
     owner = [int(m[f, fast:].reshape(3, per).sum(1).argmax()) for f in range(10)]
     assert owner == [0, 0, 0, 1, 1, 1, 2, 2, 2, 2]
+
+
+def test_the_words_loss_classifies_each_attribute_word_with_the_patch_head(one_thread, tiny_tokenizer_dir):
+    """Each colour, shape and size word's input embedding (the mean of its tokens') goes through the
+    attribute head that reads the patches; the loss is the mean over the three attributes of the
+    cross-entropy over the words that name that attribute, computed here word by word."""
+    from llava_st.model import LlavaSTModel
+    from llava_st.processor import load_tokenizer
+    from llava_st.synth.targets import COLOUR_IDS, SHAPE_IDS, SIZE_IDS
+    from llava_st.train.auxiliary import attribute_words
+    from llava_st.train.build import fit_config_to_tokenizer
+
+    tokenizer = load_tokenizer(tiny_tokenizer_dir)
+    torch.manual_seed(0)
+    config = fit_config_to_tokenizer(tiny(), tokenizer)
+    model = LlavaSTModel(config).train()
+    words, classes = attribute_words(tokenizer)
+    assert len(words) == len(COLOUR_IDS) + len(SHAPE_IDS) + len(SIZE_IDS)
+    assert tokenizer.decode(words[0]) == " " + next(iter(COLOUR_IDS)) and classes[0, 0] == 1
+    heads = AuxiliaryHeads(AuxiliaryConfig(words=1), config.text.hidden_size, tokenizer)
+    assert "word_tokens" not in heads.state_dict()  # rebuilt from the tokenizer, never saved
+    batch = {"input_ids": torch.tensor([[5, 6]]), "labels": torch.tensor([[5, 6]]),
+             "coord_values": torch.full((1, 2), float("nan"), dtype=torch.float64),
+             "pixel_values": None, "modalities": [None]}
+    capture = Capture(model, -2)
+    model(**batch, return_logits=False)
+    aux, parts = auxiliary_loss(heads, capture, batch, [None], model)
+    capture.remove()
+    table = model.language_model.embed_tokens.weight
+    per_attribute = [[], [], []]
+    sizes = heads.classes
+    for ids, row in zip(words, classes.tolist()):
+        x = table[torch.tensor(ids)].mean(0)
+        logits = heads.attributes(x)
+        start = 0
+        for c, n in enumerate(sizes):
+            if row[c] != -100:
+                per_attribute[c].append(-torch.log_softmax(logits[start : start + n], -1)[row[c]])
+            start += n
+    expected = sum(torch.stack(v).mean() for v in per_attribute) / 3
+    assert parts == {"aux_words": pytest.approx(float(expected.detach()), rel=1e-5)}
+    aux.backward()
+    assert table.grad is not None and table.grad[words[0]].abs().sum() > 0
+
+
+def test_the_words_loss_needs_the_tokenizer():
+    from llava_st.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="needs the tokenizer"):
+        AuxiliaryHeads(AuxiliaryConfig(words=1), 128)
+
+
+def test_asked_attributes_reads_the_phrase_words():
+    from llava_st.synth.targets import COLOUR_IDS, SHAPE_IDS, SIZE_IDS
+    from llava_st.train.auxiliary import asked_attributes
+
+    assert asked_attributes("the small red square").tolist() == [COLOUR_IDS["red"], SHAPE_IDS["square"], SIZE_IDS["small"]]
+    assert asked_attributes("The large circle.").tolist() == [0, SHAPE_IDS["circle"], SIZE_IDS["large"]]
+    assert asked_attributes("a caption without objects").tolist() == [0, 0, 0]
+
+
+def test_the_asked_loss_is_each_visual_positions_cross_entropy(one_thread):
+    """Every visual position's state after the capture layer classifies the phrase's three
+    attributes; checked against a position-by-position computation."""
+    from llava_st.model import LlavaSTModel
+    from llava_st.protocol.tokens import IGNORE_INDEX
+    from llava_st.train.auxiliary import asked_attributes
+
+    torch.manual_seed(0)
+    config = tiny()
+    model = LlavaSTModel(config).train()
+    ids = config.token_ids
+    heads = AuxiliaryHeads(AuxiliaryConfig(asked=1, pointer_layer=1), config.text.hidden_size)
+    n = config.image_token_count
+    input_ids = torch.tensor([[7, 8, ids.im_start] + [ids.im_patch] * (n - 2) + [ids.im_end, 9, ids.eos]])
+    labels = torch.full_like(input_ids, IGNORE_INDEX)
+    labels[0, -1] = ids.eos
+    batch = {"input_ids": input_ids, "labels": labels,
+             "coord_values": torch.full(input_ids.shape, float("nan"), dtype=torch.float64),
+             "pixel_values": [torch.randn(1, 3, 96, 96)], "modalities": ["image"]}
+    target = dense_targets(dict(_scene(), kind="image", num_frames=1), {"object": 0}, config.vision.grid_size)
+    target.asked = asked_attributes("the large red square")
+    capture = Capture(model, 1)
+    model(**batch, return_logits=False)
+    aux, parts = auxiliary_loss(heads, capture, batch, [target], model)
+    capture.remove()
+    expected = []
+    for pos in range(2, 2 + n):
+        logits = heads.asked(capture.hidden[0, pos])
+        start, per = 0, []
+        for c, k in enumerate(heads.classes):
+            per.append(-torch.log_softmax(logits[start : start + k], -1)[target.asked[c]])
+            start += k
+        expected.append(sum(per) / 3)
+    assert parts == {"aux_asked": pytest.approx(float(torch.stack(expected).mean().detach()), rel=1e-5)}
+    aux.backward()
+    assert heads.asked.weight.grad.abs().sum() > 0

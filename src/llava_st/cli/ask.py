@@ -31,8 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("question", help="the question (write coordinates as {s, e} spans or [x1, y1, x2, y2] boxes, normalised)")
     parser.add_argument(
-        "--model", required=True,
-        help="model folder in the release layout, a shipped model name, or a Hugging Face Hub id org/name[@revision]",
+        "--model", default="tiny",
+        help="model folder in the release layout, a shipped model name, or a Hugging Face Hub id org/name[@revision] "
+        "(default: tiny, the model shipped with the package)",
     )
     media = parser.add_mutually_exclusive_group(required=True)
     media.add_argument("--video", help="a video file (any container FFmpeg reads) or a folder of frames (with --fps)")

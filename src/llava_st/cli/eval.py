@@ -54,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--model", default=None,
-        help="model folder, shipped model name or Hugging Face Hub id org/name[@revision], passed to the factory as model=",
+        help="model folder, shipped model name or Hugging Face Hub id org/name[@revision], passed to the factory as "
+        "model= (default for the built-in predictor: tiny, the model shipped with the package)",
     )
     parser.add_argument(
         "--predictor-arg",
@@ -143,17 +144,16 @@ def run(args: argparse.Namespace) -> int:
     split = args.split or infer_split(args.bench, data)
     options = _options(args.predictor_arg)
     builtin = args.predictor == BUILTIN_PREDICTOR
-    if args.model is not None:
-        options["model"] = args.model
-    elif builtin:
-        raise ConfigError("give --model (a model folder or name), or a --predictor of your own")
+    model = args.model if args.model is not None or not builtin else "tiny"
+    if model is not None:
+        options["model"] = model
     # In canonical mode the built-in predictor's frame count defaults to the model's
     # own, read from its config.json before the model loads, so that the data, the
     # run folder and a resume are checked first. Bin counts left unset are the
     # predictor's own (the model's), decided by run_eval.
     uses_own = builtin and mode == "canonical"
     revision = options.get("revision") or None
-    num_frames = model_config(args.model, revision).num_frames if args.num_frames is None and uses_own else args.num_frames
+    num_frames = model_config(model, revision).num_frames if args.num_frames is None and uses_own else args.num_frames
     cfg = EvalConfig(
         bench=args.bench,
         data=data,

@@ -174,6 +174,8 @@ def stage_overrides(settings: BuildSettings, stage: str, recipe) -> list[str]:
         items["model.path"] = _in_run(recipe.model.path, out)
     if recipe.model.tokenizer:
         items["model.tokenizer"] = str(out / "tokenizer")
+    if recipe.eval.data_root:
+        items["eval.data_root"] = _in_run(recipe.eval.data_root, out)
     overrides = [f"{k}={v}" for k, v in items.items()]
     if recipe.model.merge_adapters:
         adapters = [_in_run(a, out) for a in recipe.model.merge_adapters]

@@ -51,7 +51,9 @@ class DenseTargets:
     whether the sample names an object (else ``referred`` is all zero and unused);
     ``pointer``: filled in by the trainer's data pipeline
     (:class:`~llava_st.train.auxiliary.DenseTargetSource`): the positions that predict
-    the answer's coordinates and where each should look, ``([C], [C, N_visual])``.
+    the answer's coordinates and where each should look, ``([C], [C, N_visual])``;
+    ``asked``: filled in there too: int64 ``[3]``, the colour, shape and size the
+    question names (0 where it names none).
     """
 
     colour: torch.Tensor
@@ -62,6 +64,7 @@ class DenseTargets:
     visible: torch.Tensor
     has_object: bool
     pointer: tuple[torch.Tensor, torch.Tensor] | None = None
+    asked: torch.Tensor | None = None
 
 
 class SceneIndex:

@@ -28,7 +28,16 @@ here, from :mod:`llava_st.synth.targets`, on top of the answer's loss:
   map pooled like the pointer's targets, frames summed). A causal LLM can
   learn this only when the question comes before the pixels
   (``media_position: last``, the embedded model's layout); then the answer
-  only has to find the marked tokens, which a one-object model already can.
+  only has to find the marked tokens, which a one-object model already can;
+* **asked** (weight ``asked``): the same states at the visual positions
+  classify the colour, shape and size the question names (0 where it names
+  none; :func:`asked_attributes`): each visual token has to read the phrase,
+  the first half of telling whether it shows the named object;
+* **words** (weight ``words``): the input embedding of each colour, shape and
+  size word (:func:`attribute_words`; a word of several tokens: their mean)
+  is classified by the same attribute head as the visual features, so that a
+  word and the patches that show it start out in one shared subspace of the
+  LLM's input, which the attention that binds a phrase to its object can use.
 
 The heads live in :class:`AuxiliaryHeads`, attached to the model as
 ``model.auxiliary`` while training (so that DDP and checkpoints treat them as
@@ -39,6 +48,7 @@ has no such losses.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -47,7 +57,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..synth.targets import NUM_CLASSES, DenseTargets, SceneIndex, dense_targets
+from ..synth.targets import COLOUR_IDS, NUM_CLASSES, SHAPE_IDS, SIZE_IDS, DenseTargets, SceneIndex, dense_targets
 
 #: Attribute name of the heads on the model while training.
 ATTRIBUTE = "auxiliary"
@@ -66,11 +76,13 @@ class AuxiliaryConfig:
     boxes: float = 0.0
     pointer: float = 0.0
     referred: float = 0.0
+    asked: float = 0.0
+    words: float = 0.0
     pointer_layer: int = -2
     pointer_dim: int = 64
 
     def __post_init__(self) -> None:
-        for name in ("attributes", "boxes", "pointer", "referred"):
+        for name in ("attributes", "boxes", "pointer", "referred", "asked", "words"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or v < 0:
                 raise ConfigError(f"auxiliary.{name}: must be a weight >= 0, got {v!r}")
@@ -79,14 +91,55 @@ class AuxiliaryConfig:
 
     @property
     def enabled(self) -> bool:
-        return self.attributes > 0 or self.boxes > 0 or self.pointer > 0 or self.referred > 0
+        return any(getattr(self, n) > 0 for n in ("attributes", "boxes", "pointer", "referred", "asked", "words"))
+
+
+_WORD_RE = re.compile(r"[a-z]+")
+
+
+def asked_attributes(question: str) -> torch.Tensor:
+    """int64 ``[3]``: the class of the colour, shape and size word in ``question`` (a referring
+    phrase; ST-Synth's vocabulary; 0 where it has none, the first one where it has several)."""
+    out = [0, 0, 0]
+    for word in _WORD_RE.findall(question.lower()):
+        for column, table in enumerate((COLOUR_IDS, SHAPE_IDS, SIZE_IDS)):
+            if out[column] == 0 and word in table:
+                out[column] = table[word]
+    return torch.tensor(out)
+
+
+def attribute_words(tokenizer) -> tuple[list[list[int]], torch.Tensor]:
+    """ST-Synth's colour, shape and size words as the tokenizer writes them inside a phrase
+    (with the leading space): ``(token ids per word, classes [W, 3])``, the classes being
+    (colour, shape, size) with -100 for the two attributes a word does not name."""
+    words, classes = [], []
+    for column, table in enumerate((COLOUR_IDS, SHAPE_IDS, SIZE_IDS)):
+        for name, cls in table.items():
+            ids = tokenizer.encode(" " + name, add_special_tokens=False)
+            if not ids:
+                raise ConfigError(f"the tokenizer writes the attribute word {name!r} as no token")
+            row = [-100, -100, -100]
+            row[column] = cls
+            words.append(list(ids))
+            classes.append(row)
+    return words, torch.tensor(classes)
 
 
 class AuxiliaryHeads(nn.Module):
-    """The heads of :class:`AuxiliaryConfig`'s losses for a model of width ``hidden``."""
+    """The heads of :class:`AuxiliaryConfig`'s losses for a model of width ``hidden``;
+    ``tokenizer`` gives the attribute words of the ``words`` loss (needed when it is on)."""
 
-    def __init__(self, config: AuxiliaryConfig, hidden: int):
+    def __init__(self, config: AuxiliaryConfig, hidden: int, tokenizer=None):
         super().__init__()
+        if config.words > 0 and tokenizer is None:
+            raise ConfigError("auxiliary.words needs the tokenizer (to find the attribute words)")
+        words, classes = attribute_words(tokenizer) if config.words > 0 else ([], torch.zeros(0, 3, dtype=torch.long))
+        # word w is tokens word_tokens[word_index == w]; not saved with the heads
+        self.register_buffer("word_tokens", torch.tensor([t for ids in words for t in ids], dtype=torch.long),
+                             persistent=False)
+        self.register_buffer("word_index", torch.tensor([w for w, ids in enumerate(words) for _ in ids],
+                                                        dtype=torch.long), persistent=False)
+        self.register_buffer("word_classes", classes, persistent=False)
         self.config = config
         self.classes = (NUM_CLASSES["colour"], NUM_CLASSES["shape"], NUM_CLASSES["size"])
         self.attributes = nn.Linear(hidden, sum(self.classes))
@@ -94,6 +147,7 @@ class AuxiliaryHeads(nn.Module):
         self.query = nn.Linear(hidden, config.pointer_dim)
         self.key = nn.Linear(hidden, config.pointer_dim)
         self.referred = nn.Linear(hidden, 1)
+        self.asked = nn.Linear(hidden, sum(self.classes))
 
 
 class Capture:
@@ -128,6 +182,8 @@ def per_sample_features(projected: Sequence[torch.Tensor], pixel_values, modalit
     model before projection or projected chunk by chunk (both handled: the
     rows are concatenated first).
     """
+    if pixel_values is None:  # a batch without media
+        return [None] * len(modalities)
     rows = torch.cat([p.reshape(-1, *p.shape[-2:]) for p in projected]) if projected else None
     groups: dict[tuple[str, int], list[int]] = {}
     for b, (pix, mod) in enumerate(zip(pixel_values, modalities)):
@@ -281,6 +337,34 @@ def auxiliary_loss(
             loss = torch.cat(losses).mean()
             total = total + cfg.pointer * loss
             parts["aux_pointer"] = float(loss.detach())
+    if cfg.asked > 0 and capture.hidden is not None:
+        hidden = capture.hidden
+        vis = visual_positions(batch["input_ids"], model.config.token_ids).to(hidden.device)
+        states, goals = [], []
+        for b in range(hidden.shape[0]):
+            t = targets[b] if b < len(targets) else None
+            if t is None or t.asked is None or not t.has_object:
+                continue
+            x = hidden[b][vis[b]]  # [N, D]
+            states.append(x)
+            goals.append(t.asked.to(device).expand(x.shape[0], 3))
+        if states:
+            logits = heads.asked(torch.cat(states)).split(heads.classes, dim=-1)
+            goal = torch.cat(goals)  # [N, 3]
+            loss = sum(F.cross_entropy(lg.float(), goal[:, c]) for c, lg in enumerate(logits)) / 3
+            total = total + cfg.asked * loss
+            parts["aux_asked"] = float(loss.detach())
+    if cfg.words > 0 and len(heads.word_classes):
+        table = model.language_model.embed_tokens.weight  # [V, D]
+        n = len(heads.word_classes)
+        rows = table[heads.word_tokens]  # [tokens, D]
+        sums = torch.zeros(n, rows.shape[-1], dtype=rows.dtype, device=rows.device).index_add(0, heads.word_index, rows)
+        counts = torch.bincount(heads.word_index, minlength=n).to(rows.dtype)[:, None]
+        logits = heads.attributes(sums / counts).split(heads.classes, dim=-1)
+        losses = [F.cross_entropy(lg.float(), heads.word_classes[:, c], ignore_index=-100) for c, lg in enumerate(logits)]
+        loss = sum(losses) / len(losses)
+        total = total + cfg.words * loss
+        parts["aux_words"] = float(loss.detach())
     if cfg.referred > 0 and capture.hidden is not None:
         hidden = capture.hidden
         vis = visual_positions(batch["input_ids"], model.config.token_ids).to(hidden.device)
@@ -307,6 +391,7 @@ def auxiliary_loss(
         "aux_boxes": heads.boxes,
         "aux_pointer": (heads.query, heads.key),
         "aux_referred": heads.referred,
+        "aux_asked": heads.asked,
     }
     idle = [m for name, mods in used.items() if name not in parts for m in (mods if isinstance(mods, tuple) else (mods,))]
     if idle:
@@ -339,7 +424,12 @@ class DenseTargetSource:
         key = str(data_folder)
         if key not in self._indexes:
             self._indexes[key] = SceneIndex(data_folder)
-        target = dense_targets(self._indexes[key].scene(meta["scene"]), meta, self.config.vision.grid_size)
+        scene = self._indexes[key].scene(meta["scene"])
+        target = dense_targets(scene, meta, self.config.vision.grid_size)
+        obj = meta.get("object")
+        if isinstance(obj, int) and 0 <= obj < len(scene.get("objects", [])):
+            # the object's referring phrase (the question may name other colours, e.g. an event's)
+            target.asked = asked_attributes(str(scene["objects"][obj].get("phrase", "")))
         if encoded.modality is not None and encoded.labels is not None:
             target.pointer = pointer_targets(target, encoded.modality, encoded.labels, encoded.coord_values, self.config)
         return target

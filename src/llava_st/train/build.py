@@ -217,7 +217,7 @@ def build_stage(recipe: Recipe, log: Callable[[str], None] | None = None) -> Bui
         new_token_ids=ids,
     )
     if recipe.auxiliary.enabled:
-        heads = AuxiliaryHeads(recipe.auxiliary, model.config.text.hidden_size).to(model.device)
+        heads = AuxiliaryHeads(recipe.auxiliary, model.config.text.hidden_size, processor.tokenizer).to(model.device)
         setattr(model, AUXILIARY, heads)
         groups.append({"name": "auxiliary", "params": list(heads.parameters()), "lr": recipe.optim.lr,
                        "weight_decay": recipe.optim.weight_decay})

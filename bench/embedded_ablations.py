@@ -1,0 +1,147 @@
+"""Ablations of the embedded model's training plan, all at one equal, reduced budget.
+
+Each variant is ``llava-st build-tiny`` at ``--scale`` (every stage's step count times the
+scale) with one change, trained on the same data (copied from a finished build, which
+must have its ``data``, ``data-single``, ``eval-data`` and ``tokenizer`` steps done) and
+evaluated on the same first ``--limit`` held-out samples of each headline benchmark. The
+variants stop after stage 0 (the stages that learn; the release's stages 1-3 are short
+fine-tunes of it), except ``no-stage0``, which spends the same number of optimizer steps in
+the release's stages 1, 2 and 3 (in their proportions), from the same random
+initialisation:
+
+* ``ours``: the plan as built (``recipes/embedded``);
+* ``no-lape``: LAPE's positional signal left out of the visual features;
+* ``no-ntp``: the coordinate tables trained without neighbouring token propagation;
+* ``no-fast-stream``: the fast stream not written into the LLM (the release's quirk);
+* ``no-curriculum``: no one-object step: stage 0 on every scene from the start (its steps
+  plus the one-object step's, the tower trained throughout);
+* ``random-tables``: the coordinate tables at random rows instead of sine/cosine ones;
+* ``no-stage0``: the release's stages only;
+* ``no-aux``: stage 0 without its auxiliary losses (answers only);
+* ``media-first``: the media before the question (the release's layout).
+
+Writes ``bench/results/embedded_ablations.json`` (one row per variant: the headline metrics,
+train seconds, the settings and the machine) and prints a Markdown table.
+
+    python bench/embedded_ablations.py --data-from runs/embedded --scale 0.2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _machine import RESULTS, machine  # noqa: E402
+
+from llava_st.embedded.reproduce import HEADLINE, STAGES, BuildSettings, build, evaluate  # noqa: E402
+from llava_st.train.recipe import load_recipe  # noqa: E402
+
+STAGE0 = ("stage0-single", "stage0")
+AUX = ("attributes", "boxes", "pointer", "referred")
+SHARED_STEPS = ("data", "data-single", "eval-data", "tokenizer")
+
+
+def _steps(stage: str, scale: float, recipes: Path) -> int:
+    return max(1, round(load_recipe(recipes / f"{stage}.yaml").schedule.max_steps * scale))
+
+
+def variants(scale: float, out: Path, recipes: Path) -> dict[str, tuple[tuple[str, ...], list[str]]]:
+    """Variant name -> (stages run, build-tiny overrides)."""
+    single, stage0 = (_steps(s, scale, recipes) for s in STAGE0)
+    budget = single + stage0
+    tokenizer = str((out / "tokenizer").resolve())
+    # the release's stages from the same random start, given stage 0's steps in their proportions
+    release = {s: load_recipe(recipes / f"{s}.yaml").schedule.max_steps for s in ("stage1", "stage2", "stage3")}
+    shares = {s: max(1, round(budget * n / sum(release.values()))) for s, n in release.items()}
+    quiet = ["stage0:eval.every=0"]  # no learning-curve evaluations inside the ablations
+    table = {
+        "ours": (STAGE0, []),
+        "no-lape": (STAGE0, ["stage0-single:model.use_lape=false"]),
+        "no-ntp": (STAGE0, ["ntp=false"]),
+        "no-fast-stream": (STAGE0, ["stage0-single:model.inject_fast_stream=false"]),
+        "no-curriculum": (("stage0",), [
+            "stage0:model.path=null", "stage0:model.zoo=tiny", f"stage0:model.tokenizer={tokenizer}",
+            "stage0:model.coord_tables_init=sincos", "stage0:trainable.vision_tower=true",
+            f"stage0:schedule.max_steps={budget}"]),
+        "random-tables": (STAGE0, ["stage0-single:model.coord_tables_init=keep"]),
+        "no-stage0": (("stage1", "stage2", "stage3"), [
+            "stage1:model.path=null", "stage1:model.zoo=tiny", f"stage1:model.tokenizer={tokenizer}",
+            *[f"{s}:schedule.max_steps={n}" for s, n in shares.items()]]),
+        "no-aux": (STAGE0, [f"{s}:auxiliary.{k}=0" for s in STAGE0 for k in AUX]),
+        "media-first": (STAGE0, ["stage0-single:model.media_position=first"]),
+    }
+    return {name: (stages, quiet + overrides) for name, (stages, overrides) in table.items()}
+
+
+def share_data(source: Path, out: Path) -> None:
+    """Link the finished build's data, evaluation data and tokenizer into ``out`` and mark them done."""
+    (out / "done").mkdir(parents=True, exist_ok=True)
+    for step in SHARED_STEPS:
+        marker = source / "done" / f"{step}.json"
+        if not marker.is_file():
+            raise SystemExit(f"{source} has not finished its {step!r} step ({marker} is missing)")
+        link = out / step
+        if not link.exists():
+            link.symlink_to((source / step).resolve(), target_is_directory=True)
+        shutil.copy(marker, out / "done" / f"{step}.json")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-from", type=Path, required=True, help="a build-tiny folder whose data steps are done")
+    parser.add_argument("--out", type=Path, default=Path("runs/ablations"))
+    parser.add_argument("--scale", type=float, default=0.2, help="the budget: every stage's steps times this")
+    parser.add_argument("--limit", type=int, default=96, help="held-out samples per benchmark")
+    parser.add_argument("--only", nargs="*", help="run these variants only (default: all)")
+    parser.add_argument("--recipes", type=Path, default=BuildSettings(out=Path(".")).recipes)
+    args = parser.parse_args()
+
+    table = variants(args.scale, args.out / "ours", args.recipes)
+    names = args.only or list(table)
+    unknown = sorted(set(names) - set(table))
+    if unknown:
+        parser.error(f"unknown variants {unknown}; known: {list(table)}")
+    path = RESULTS / "embedded_ablations.json"
+    rows = json.loads(path.read_text())["variants"] if path.is_file() else {}
+    for name in names:
+        stages, overrides = table[name]
+        out = args.out / name
+        share_data(args.data_from, out)
+        settings = BuildSettings(out=out, scale=args.scale, overrides=overrides, stages=stages, evaluate=False)
+        t0 = time.perf_counter()
+        model = build(settings)
+        train_s = sum(json.loads((out / "done" / f"{s}.json").read_text())["seconds"] for s in stages)
+        reports = evaluate(model, out / "eval-data", out / "eval", limit=args.limit)
+        rows[name] = {
+            "stages": list(stages),
+            "overrides": overrides,
+            "steps": {s: json.loads((out / "done" / f"{s}.json").read_text()).get("steps") for s in stages},
+            "train_s": train_s,
+            "wall_s": round(time.perf_counter() - t0, 1),
+            "metrics": {b: reports[b]["metrics"][m] for b, (m, _) in HEADLINE.items()},
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({
+            "benchmark": "embedded_ablations",
+            "settings": {"scale": args.scale, "limit": args.limit, "data_from": str(args.data_from),
+                         "all_stages": list(STAGES)},
+            "headline": {b: m for b, (m, _) in HEADLINE.items()},
+            "machine": machine(),
+            "variants": rows,
+        }, indent=1) + "\n")
+        print(f"{name}: " + ", ".join(f"{b} {v:.1f}" for b, v in rows[name]["metrics"].items()), flush=True)
+    print("\n| variant | " + " | ".join(f"{b} {m}" for b, (m, _) in HEADLINE.items()) + " | train min |")
+    print("|---" * (len(HEADLINE) + 2) + "|")
+    for name, row in rows.items():
+        print(f"| {name} | " + " | ".join(f"{row['metrics'][b]:.1f}" for b in HEADLINE) + f" | {row['train_s'] / 60:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
