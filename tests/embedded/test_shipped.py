@@ -85,7 +85,8 @@ def test_ask_answers_with_the_shipped_model_by_default(capsys):
     captured = capsys.readouterr()
     assert code == 0, captured.err
     answer = json.loads(captured.out)
-    x1, y1, x2, y2 = answer["answer"]["box"]["pixels"]
+    assert answer["ok"] and len(answer["boxes"]) == 1
+    x1, y1, x2, y2 = answer["boxes"][0]["pixels"]
     assert 0 <= x1 < x2 <= 96 and 0 <= y1 < y2 <= 96
 
 

@@ -413,3 +413,15 @@ def test_the_asked_loss_is_each_visual_positions_cross_entropy(one_thread):
     assert parts == {"aux_asked": pytest.approx(float(torch.stack(expected).mean().detach()), rel=1e-5)}
     aux.backward()
     assert heads.asked.weight.grad.abs().sum() > 0
+
+
+def test_asked_targets_come_from_the_phrase_only_when_the_question_uses_it():
+    from llava_st.synth.targets import COLOUR_IDS, SHAPE_IDS, SIZE_IDS
+    from llava_st.train.auxiliary import asked_in_question
+
+    scene = {"objects": [{"phrase": "the large blue circle"}, {"phrase": "the red square"}]}
+    by_phrase = asked_in_question(scene, {"object": 0}, ["<video>\nWhen does the large blue circle turn green?"])
+    assert by_phrase.tolist() == [COLOUR_IDS["blue"], SHAPE_IDS["circle"], SIZE_IDS["large"]]  # not the event's green
+    assert asked_in_question(scene, {"object": 1}, ["What is the object in the region [0.1, 0.2, 0.3, 0.4]?"]) is None
+    assert asked_in_question(scene, {}, ["Describe this video."]) is None
+    assert asked_in_question(scene, {"object": 5}, ["the red square"]) is None

@@ -108,6 +108,23 @@ def asked_attributes(question: str) -> torch.Tensor:
     return torch.tensor(out)
 
 
+def asked_in_question(scene: dict, meta: dict, questions: Sequence[str]) -> torch.Tensor | None:
+    """:func:`asked_attributes` of the sample's object's referring phrase when the question
+    names the object by that phrase; None when it does not (e.g. a region caption, whose
+    question gives a box): then the visual positions cannot know the attributes. The
+    phrase, not the whole question, is read: a question may name other colours (an event's)."""
+    obj = meta.get("object")
+    objects = scene.get("objects", [])
+    if not isinstance(obj, int) or not 0 <= obj < len(objects) or not questions:
+        return None
+    phrase = str(objects[obj].get("phrase", "")).lower()
+    if phrase.startswith("the "):
+        phrase = phrase[4:]
+    if not phrase or phrase not in questions[0].lower():
+        return None
+    return asked_attributes(phrase)
+
+
 def attribute_words(tokenizer) -> tuple[list[list[int]], torch.Tensor]:
     """ST-Synth's colour, shape and size words as the tokenizer writes them inside a phrase
     (with the leading space): ``(token ids per word, classes [W, 3])``, the classes being
@@ -426,10 +443,7 @@ class DenseTargetSource:
             self._indexes[key] = SceneIndex(data_folder)
         scene = self._indexes[key].scene(meta["scene"])
         target = dense_targets(scene, meta, self.config.vision.grid_size)
-        obj = meta.get("object")
-        if isinstance(obj, int) and 0 <= obj < len(scene.get("objects", [])):
-            # the object's referring phrase (the question may name other colours, e.g. an event's)
-            target.asked = asked_attributes(str(scene["objects"][obj].get("phrase", "")))
+        target.asked = asked_in_question(scene, meta, [t.text for t in sample.conversations if t.role == "human"])
         if encoded.modality is not None and encoded.labels is not None:
             target.pointer = pointer_targets(target, encoded.modality, encoded.labels, encoded.coord_values, self.config)
         return target
