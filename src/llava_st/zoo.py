@@ -69,8 +69,7 @@ def tiny(vocab_size: int = 534, num_frames: int = 16) -> LlavaSTConfig:
     tokens), width 128 for the tower and the LLM (3 layers each), one time bin
     per sampled frame (as the release has 100 for its 100 frames) and 100 bins
     per spatial axis; the fast stream and the width inputs injected (the paper's behaviour,
-    SPEC §7); the media after the question (``media_position="last"``, ours), so
-    that the visual positions can tell the object a question names. ``vocab_size`` is set from the tokenizer when the model is built
+    SPEC §7). ``vocab_size`` is set from the tokenizer when the model is built
     (the default matches the tokenizer trained on the ``embedded`` preset).
     """
     return LlavaSTConfig(
@@ -100,7 +99,6 @@ def tiny(vocab_size: int = 534, num_frames: int = 16) -> LlavaSTConfig:
         vision_tower="tiny-siglip",
         inject_fast_stream=True,
         inject_width_inputs=True,
-        media_position="last",
     )
 
 

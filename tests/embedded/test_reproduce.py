@@ -88,3 +88,27 @@ def test_the_built_model_answers(built, tmp_path):
     Image.new("RGB", (96, 96), (40, 40, 40)).save(img)
     answer = st.ask(img, "Where is the red circle?", max_new_tokens=6)
     assert isinstance(answer.text, str)
+
+
+def test_ship_installs_the_model_with_its_heldout_summary(built, tmp_path):
+    import shutil
+
+    from llava_st import LlavaST
+    from llava_st.embedded.reproduce import ship
+
+    settings, model, _ = built
+    out = tmp_path / "run"
+    shutil.copytree(settings.out / "model", out / "model")
+    shutil.copytree(settings.out / "done", out / "done")
+    with pytest.raises(ConfigError, match="held-out evaluation"):
+        ship(out, tmp_path / "pkg" / "model")
+    headline = {"synth-rec": ["Acc@0.5", {"model": 1.0, "constant": 0.5, "target": 80.0}]}
+    (out / "eval").mkdir()
+    (out / "eval" / "summary.json").write_text(json.dumps({"headline": headline}))
+    target = ship(out, tmp_path / "pkg" / "model")
+    record = json.loads((target / "EVAL.json").read_text())
+    assert record["heldout"] == headline and record["seconds"]["stage0"] >= 0
+    assert not (target / "training.json").exists()  # only what the loaders read, plus EVAL.json
+    assert LlavaST.from_pretrained(target).config.num_frames == 16
+    with pytest.raises(ConfigError, match="not a model folder"):
+        ship(tmp_path / "nothing", tmp_path / "pkg2")

@@ -3,9 +3,12 @@
 
 The held-out set is generated here with a seed the build never uses (training 0, one-object 1,
 evaluation 1000, bundled samples 4242) and the preset's held-out colour/shape pairs; the
-answers are scored by IoU with ``llava-st eval``. The floors sit well below what the shipped
-model measured on this set (README, "The embedded model") and well above the best constant
-answers, so a broken or untrained model fails here.
+answers are scored by IoU with ``llava-st eval``. On this set the shipped model measured REC
+mIoU 14.3, TVG mIoU 33.6 and STVG m_sIoU 12.0, and a model of the same config with random
+weights 0.0 on all three (two seeds): the floors sit at about half the shipped model's
+numbers, so a broken, mis-loaded or untrained model fails here. (How the shipped model
+compares with the best constant answers and the targets is in the README, "The embedded
+model", on the full held-out set.)
 """
 
 from __future__ import annotations
@@ -26,9 +29,9 @@ REPO = Path(__file__).resolve().parents[2]
 HELDOUT_SEED = 31337
 #: Floors on this test's held-out set: (benchmark, metric, floor); see the module docstring.
 FLOORS = [
-    ("synth-rec", "Acc@0.5", 0.0),
-    ("synth-tvg", "mIoU", 0.0),
-    ("synth-stvg", "m_sIoU", 0.0),
+    ("synth-rec", "mIoU", 7.0),
+    ("synth-tvg", "mIoU", 20.0),
+    ("synth-stvg", "m_sIoU", 5.0),
 ]
 
 
@@ -40,8 +43,8 @@ def heldout(tmp_path_factory) -> Path:
     from llava_st.synth.config import preset
 
     out = tmp_path_factory.mktemp("heldout")
-    config = preset("embedded").replace(seed=HELDOUT_SEED, num_videos=12, num_images=32)
-    config = config.replace(split=replace(config.split, test_fraction=1.0))
+    config = preset("embedded").replace(seed=HELDOUT_SEED, num_videos=16, num_images=40)
+    config = config.replace(split=replace(config.split, test_fraction=0.9))
     generate(config, out, workers=1, overwrite=True, preview=False)
     return out
 
@@ -60,7 +63,7 @@ def test_it_loads_offline_by_name(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     st = LlavaST.from_pretrained("tiny")
     config = st.model.config
-    assert config.num_frames == 16 and config.media_position == "last"
+    assert config.num_frames == 16
     assert config.vision.image_size == 96 and config.coords.bins.time == 16
     assert all(torch.isfinite(p).all() for p in st.model.parameters())
 

@@ -38,7 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     media = parser.add_mutually_exclusive_group(required=True)
     media.add_argument("--video", help="a video file (any container FFmpeg reads) or a folder of frames (with --fps)")
     media.add_argument("--image", help="an image file")
-    parser.add_argument("--task", choices=TASKS, help="read the answer with this task's grammar")
+    parser.add_argument("--task", choices=TASKS,
+                        help="read the answer with this task's grammar, and decode under it (so that it parses)")
+    parser.add_argument("--unconstrained", action="store_true",
+                        help="with --task: decode freely and only read the answer with the task's grammar")
     parser.add_argument("--frames", type=positive, help="frames to sample from the video (default: the model's own)")
     parser.add_argument("--start", type=float, help="sample the video from this time (seconds)")
     parser.add_argument("--end", type=float, help="sample the video up to this time (seconds)")
@@ -68,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.image and (args.start is not None or args.end is not None or args.frames):
         raise ConfigError("--start/--end/--frames apply to --video only")
+    if args.unconstrained and args.task is None:
+        raise ConfigError("--unconstrained applies with --task only")
     if (args.start is None) != (args.end is None):
         raise ConfigError("give both --start and --end")
     req = Request(  # checks the question before the model loads
@@ -78,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         time_range=(args.start, args.end) if args.start is not None else None,
         fps=args.fps,
         num_frames=args.frames,  # None: the model's own
+        constrained=args.task is not None and not args.unconstrained,
     )
     t0 = time.perf_counter()
     try:

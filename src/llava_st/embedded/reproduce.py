@@ -267,6 +267,47 @@ def build(settings: BuildSettings, echo: Callable[[str], None] = print) -> Path:
     return out / "model"
 
 
+#: Files of a model folder that the package ships (the loaders read nothing else).
+SHIPPED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                 "llava_st_processor.json", "special_tokens_map.json")
+#: The most the shipped folder may weigh (weights, tokenizer and config).
+SHIPPED_MAX_BYTES = 25 * 2**20
+
+
+def ship(out: Path, target: Path | None = None) -> Path:
+    """Install ``<out>/model`` as the package's ``tiny`` model (``target``, default the folder
+    :data:`llava_st.zoo.WEIGHTS` names), with ``EVAL.json``: the held-out summary it was
+    built with and the build's step times. Refuses a model without its held-out evaluation,
+    or one heavier than :data:`SHIPPED_MAX_BYTES`."""
+    from ..zoo import WEIGHTS
+
+    model, summary = out / "model", out / "eval" / "summary.json"
+    if not (model / "config.json").is_file():
+        raise ConfigError(f"{model} is not a model folder; run llava-st build-tiny --out {out} first")
+    if not summary.is_file():
+        raise ConfigError(f"{summary} is missing: a model is shipped with its held-out evaluation (run without --no-eval)")
+    files = [model / name for name in SHIPPED_FILES if (model / name).is_file()]
+    size = sum(f.stat().st_size for f in files)
+    if size > SHIPPED_MAX_BYTES:
+        raise ConfigError(f"{model} weighs {size / 2**20:.1f} MB; the package ships at most {SHIPPED_MAX_BYTES / 2**20:.0f} MB")
+    target = Path(target) if target is not None else WEIGHTS["tiny"]()
+    tmp = target.with_name(target.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    for f in files:
+        shutil.copyfile(f, tmp / f.name)  # plain 0644-style files, whatever the run folder's modes
+    steps = {m.stem: json.loads(m.read_text()) for m in sorted((out / "done").glob("*.json"))}
+    record = {"built_by": f"llava-st build-tiny --out {out}",
+              "heldout": json.loads(summary.read_text())["headline"],
+              "seconds": {name: info.get("seconds") for name, info in steps.items()}}
+    (tmp / "EVAL.json").write_text(json.dumps(record, indent=1) + "\n")
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.rename(target)
+    return target
+
+
 #: Each benchmark's headline metric, and the target the embedded model is held to (percent).
 HEADLINE = {"synth-rec": ("Acc@0.5", 80.0), "synth-tvg": ("R@0.5", 70.0), "synth-stvg": ("m_vIoU", 40.0),
             "synth-svg": ("m_sIoU", 45.0)}
