@@ -302,115 +302,124 @@ def visual_positions(input_ids: torch.Tensor, ids) -> torch.Tensor:
     return torch.isin(input_ids, torch.tensor(marks, device=input_ids.device))
 
 
+def _attribute_loss(heads: AuxiliaryHeads, scores: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+    """Mean over colour, shape and size of the cross-entropy of ``scores`` ``[N, sum(classes)]``
+    (an attribute head's output) against ``goal`` ``[N, 3]`` (-100: no target for that attribute)."""
+    logits = scores.split(heads.classes, dim=-1)
+    return sum(F.cross_entropy(lg.float(), goal[:, c], ignore_index=-100) for c, lg in enumerate(logits)) / 3
+
+
+def _tower_losses(heads, feats, targets, device) -> dict[str, torch.Tensor]:
+    """attributes and boxes, on the projected tower features of the samples that have targets."""
+    cfg, out = heads.config, {}
+    have = [b for b, (f, t) in enumerate(zip(feats, targets)) if f is not None and t is not None]
+    if not have or (cfg.attributes <= 0 and cfg.boxes <= 0):
+        return out
+    x = torch.cat([feats[b].reshape(-1, feats[b].shape[-1]) for b in have])  # [N, D]
+    goal = torch.stack([torch.cat([getattr(targets[b], a).reshape(-1) for b in have]) for a in ("colour", "shape", "size")],
+                       dim=1).to(device)  # [N, 3]
+    if cfg.attributes > 0:
+        out["aux_attributes"] = _attribute_loss(heads, heads.attributes(x), goal)
+    covered = goal[:, 0] > 0
+    if cfg.boxes > 0 and covered.any():
+        box = torch.cat([targets[b].box.reshape(-1, 4) for b in have]).to(device)
+        out["aux_boxes"] = F.l1_loss(heads.boxes(x[covered]).float().sigmoid(), box[covered]) * 10
+    return out
+
+
+def _pointer_loss(heads, hidden, vis, batch, targets, model) -> torch.Tensor | None:
+    cfg, device = heads.config, hidden.device
+    losses = []
+    for b in range(hidden.shape[0]):
+        t = targets[b] if b < len(targets) else None
+        mod = batch["modalities"][b]
+        if t is None or mod is None:
+            continue
+        pos, tgt = t.pointer if t.pointer is not None else pointer_targets(
+            t, mod, batch["labels"][b].cpu(), batch["coord_values"][b].cpu(), model.config)
+        if not len(pos):
+            continue
+        keys = heads.key(hidden[b][vis[b]])  # [N, d]
+        if keys.shape[0] != tgt.shape[1]:
+            raise RuntimeError(f"sample {b}: {keys.shape[0]} visual positions, pointer targets have {tgt.shape[1]}")
+        queries = heads.query(hidden[b, pos.to(device)])  # [C, d]
+        logp = (queries @ keys.T / cfg.pointer_dim**0.5).float().log_softmax(-1)  # [C, N]
+        losses.append(-(tgt.to(device) * logp).sum(-1))  # [C]
+    return torch.cat(losses).mean() if losses else None
+
+
+def _visual_losses(heads, hidden, vis, batch, targets, model) -> dict[str, torch.Tensor]:
+    """referred and asked, on the LLM's states at the visual positions of the samples that name an object."""
+    cfg, device, out = heads.config, hidden.device, {}
+    states, referred, asked = [], [], []
+    for b in range(hidden.shape[0]):
+        t = targets[b] if b < len(targets) else None
+        mod = batch["modalities"][b]
+        if t is None or mod is None or not t.has_object:
+            continue
+        x = hidden[b][vis[b]]  # [N, D]
+        goal = frame_token_maps(t.referred, mod, model.config).sum(0).clamp(0, 1)  # [N]
+        if x.shape[0] != goal.shape[0]:
+            raise RuntimeError(f"sample {b}: {x.shape[0]} visual positions, referred targets have {goal.shape[0]}")
+        states.append(x)
+        referred.append(goal)
+        asked.append(t.asked.expand(x.shape[0], 3) if t.asked is not None else torch.full((x.shape[0], 3), -100))
+    if not states:
+        return out
+    x = torch.cat(states)
+    if cfg.referred > 0:
+        out["aux_referred"] = F.binary_cross_entropy_with_logits(
+            heads.referred(x).squeeze(-1).float(), torch.cat(referred).to(device))
+    goal = torch.cat(asked).to(device)  # [N, 3]
+    if cfg.asked > 0 and (goal[:, 0] != -100).any():
+        keep = goal[:, 0] != -100
+        out["aux_asked"] = _attribute_loss(heads, heads.asked(x[keep]), goal[keep])
+    return out
+
+
+def _words_loss(heads, model) -> torch.Tensor:
+    table = model.language_model.embed_tokens.weight  # [V, D]
+    n = len(heads.word_classes)
+    rows = table[heads.word_tokens]  # [tokens, D]
+    sums = torch.zeros(n, rows.shape[-1], dtype=rows.dtype, device=rows.device).index_add(0, heads.word_index, rows)
+    counts = torch.bincount(heads.word_index, minlength=n).to(rows.dtype)[:, None]
+    return _attribute_loss(heads, heads.attributes(sums / counts), heads.word_classes)
+
+
 def auxiliary_loss(
     heads: AuxiliaryHeads, capture: Capture, batch: dict[str, Any], targets: Sequence[DenseTargets | None], model
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The weighted sum of the four losses for one batch, and each loss's value (for the log)."""
+    """The weighted sum of the losses of :class:`AuxiliaryConfig` for one batch, and each loss's
+    value (for the log)."""
     cfg = heads.config
     device = heads.attributes.weight.device
     feats = per_sample_features(capture.projected, batch["pixel_values"], batch["modalities"])
-    total = torch.zeros((), device=device)
-    parts: dict[str, float] = {}
-    have = [b for b, (f, t) in enumerate(zip(feats, targets)) if f is not None and t is not None]
-    if have and (cfg.attributes > 0 or cfg.boxes > 0):
-        x = torch.cat([feats[b].reshape(-1, feats[b].shape[-1]) for b in have])  # [N, D]
-        colour = torch.cat([targets[b].colour.reshape(-1) for b in have]).to(device)
-        shape = torch.cat([targets[b].shape.reshape(-1) for b in have]).to(device)
-        size = torch.cat([targets[b].size.reshape(-1) for b in have]).to(device)
-        if cfg.attributes > 0:
-            logits = heads.attributes(x).split(heads.classes, dim=-1)
-            loss = sum(F.cross_entropy(lg.float(), tg) for lg, tg in zip(logits, (colour, shape, size))) / 3
-            total = total + cfg.attributes * loss
-            parts["aux_attributes"] = float(loss.detach())
-        covered = colour > 0
-        if cfg.boxes > 0 and covered.any():
-            box = torch.cat([targets[b].box.reshape(-1, 4) for b in have]).to(device)
-            pred = heads.boxes(x[covered]).float().sigmoid()
-            loss = F.l1_loss(pred, box[covered]) * 10
-            total = total + cfg.boxes * loss
-            parts["aux_boxes"] = float(loss.detach())
-    if cfg.pointer > 0 and capture.hidden is not None:
-        hidden = capture.hidden
-        labels = batch["labels"]
-        values = batch["coord_values"]
+    losses = _tower_losses(heads, feats, targets, device)
+    hidden = capture.hidden
+    if hidden is not None and (cfg.pointer > 0 or cfg.referred > 0 or cfg.asked > 0):
         vis = visual_positions(batch["input_ids"], model.config.token_ids).to(hidden.device)
-        losses = []
-        for b in range(hidden.shape[0]):
-            t = targets[b] if b < len(targets) else None
-            mod = batch["modalities"][b]
-            if t is None or mod is None:
-                continue
-            pos, tgt = t.pointer if t.pointer is not None else pointer_targets(
-                t, mod, labels[b].cpu(), values[b].cpu(), model.config)
-            if not len(pos):
-                continue
-            keys = heads.key(hidden[b][vis[b]])  # [N, d]
-            if keys.shape[0] != tgt.shape[1]:
-                raise RuntimeError(f"sample {b}: {keys.shape[0]} visual positions, pointer targets have {tgt.shape[1]}")
-            queries = heads.query(hidden[b, pos.to(hidden.device)])  # [C, d]
-            logp = (queries @ keys.T / cfg.pointer_dim**0.5).float().log_softmax(-1)  # [C, N]
-            losses.append(-(tgt.to(device) * logp).sum(-1))  # [C]
-        if losses:
-            loss = torch.cat(losses).mean()
-            total = total + cfg.pointer * loss
-            parts["aux_pointer"] = float(loss.detach())
-    if cfg.asked > 0 and capture.hidden is not None:
-        hidden = capture.hidden
-        vis = visual_positions(batch["input_ids"], model.config.token_ids).to(hidden.device)
-        states, goals = [], []
-        for b in range(hidden.shape[0]):
-            t = targets[b] if b < len(targets) else None
-            if t is None or t.asked is None or not t.has_object:
-                continue
-            x = hidden[b][vis[b]]  # [N, D]
-            states.append(x)
-            goals.append(t.asked.to(device).expand(x.shape[0], 3))
-        if states:
-            logits = heads.asked(torch.cat(states)).split(heads.classes, dim=-1)
-            goal = torch.cat(goals)  # [N, 3]
-            loss = sum(F.cross_entropy(lg.float(), goal[:, c]) for c, lg in enumerate(logits)) / 3
-            total = total + cfg.asked * loss
-            parts["aux_asked"] = float(loss.detach())
+        if cfg.pointer > 0:
+            pointer = _pointer_loss(heads, hidden, vis, batch, targets, model)
+            if pointer is not None:
+                losses["aux_pointer"] = pointer
+        if cfg.referred > 0 or cfg.asked > 0:
+            losses.update(_visual_losses(heads, hidden, vis, batch, targets, model))
     if cfg.words > 0 and len(heads.word_classes):
-        table = model.language_model.embed_tokens.weight  # [V, D]
-        n = len(heads.word_classes)
-        rows = table[heads.word_tokens]  # [tokens, D]
-        sums = torch.zeros(n, rows.shape[-1], dtype=rows.dtype, device=rows.device).index_add(0, heads.word_index, rows)
-        counts = torch.bincount(heads.word_index, minlength=n).to(rows.dtype)[:, None]
-        logits = heads.attributes(sums / counts).split(heads.classes, dim=-1)
-        losses = [F.cross_entropy(lg.float(), heads.word_classes[:, c], ignore_index=-100) for c, lg in enumerate(logits)]
-        loss = sum(losses) / len(losses)
-        total = total + cfg.words * loss
-        parts["aux_words"] = float(loss.detach())
-    if cfg.referred > 0 and capture.hidden is not None:
-        hidden = capture.hidden
-        vis = visual_positions(batch["input_ids"], model.config.token_ids).to(hidden.device)
-        logits, goals = [], []
-        for b in range(hidden.shape[0]):
-            t = targets[b] if b < len(targets) else None
-            mod = batch["modalities"][b]
-            if t is None or mod is None or not t.has_object:
-                continue
-            goal = frame_token_maps(t.referred, mod, model.config).sum(0).clamp(0, 1)  # [N]
-            states = hidden[b][vis[b]]  # [N, D]
-            if states.shape[0] != goal.shape[0]:
-                raise RuntimeError(f"sample {b}: {states.shape[0]} visual positions, referred targets have {goal.shape[0]}")
-            logits.append(heads.referred(states).squeeze(-1))
-            goals.append(goal)
-        if logits:
-            loss = F.binary_cross_entropy_with_logits(torch.cat(logits).float(), torch.cat(goals).to(device))
-            total = total + cfg.referred * loss
-            parts["aux_referred"] = float(loss.detach())
+        losses["aux_words"] = _words_loss(heads, model)
+    weights = {"aux_attributes": cfg.attributes, "aux_boxes": cfg.boxes, "aux_pointer": cfg.pointer,
+               "aux_referred": cfg.referred, "aux_asked": cfg.asked, "aux_words": cfg.words}
+    total = sum((weights[name] * loss for name, loss in losses.items()), torch.zeros((), device=device))
+    parts = {name: float(loss.detach()) for name, loss in losses.items()}
     # heads whose loss this batch has no target for still take part (with zero weight), so
     # that every trainable parameter receives a gradient on every rank (DDP requires it)
     used = {
-        "aux_attributes": heads.attributes,
-        "aux_boxes": heads.boxes,
+        "aux_attributes": (heads.attributes,),
+        "aux_boxes": (heads.boxes,),
         "aux_pointer": (heads.query, heads.key),
-        "aux_referred": heads.referred,
-        "aux_asked": heads.asked,
+        "aux_referred": (heads.referred,),
+        "aux_asked": (heads.asked,),
     }
-    idle = [m for name, mods in used.items() if name not in parts for m in (mods if isinstance(mods, tuple) else (mods,))]
+    idle = [m for name, mods in used.items() if name not in parts for m in mods]
     if idle:
         total = total + sum(p.sum() for m in idle for p in m.parameters()) * 0.0
     return total, parts
