@@ -398,3 +398,64 @@ def test_keep_trainables_in_graph_gives_unused_parts_zero_gradients(debug_config
     assert torch.equal(touched.detach(), plain.detach())
     grads = [p.grad for p in model.packer.parameters()]
     assert all(g is not None and not g.any() for g in grads)
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (read from /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _running(pid: int) -> bool:
+    """``pid`` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
+def test_sigterm_stops_the_run_and_its_data_workers(synth_data, tokenizer_dir, train_tools, tmp_path) -> None:
+    """``kill`` of a training run (SIGTERM) unwinds it, so its DataLoader worker processes (forked
+    by a forkserver) end with it instead of running on, orphaned."""
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    args = train_tools["overrides"](tokenizer_dir, synth_data / "stage1.yaml", out, **{
+        "schedule.max_steps": 100000, "batch.num_workers": 2, "output.save_every": 0})
+    cmd = [sys.executable, "-m", "llava_st", "train", "--recipe", str(train_tools["recipes"] / "stage1.yaml"),
+           *args, "--no-progress"]
+    proc = subprocess.Popen(cmd, env=train_tools["env"](), cwd=train_tools["repo"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        while not ((out / "metrics.jsonl").exists() and (out / "metrics.jsonl").read_bytes().count(b"\n") >= 2):
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the run wrote no metrics in 240 s"
+            time.sleep(0.05)
+        workers = _descendants(proc.pid)
+        assert workers, "the run has no worker processes to check"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+        deadline = time.monotonic() + 30
+        while workers & _descendants(1) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        alive = {p for p in workers if _running(p)}
+        assert not alive, f"worker processes {sorted(alive)} outlived the run"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
+import threading
 import sys
 
 EXIT_FAILURE = 1
@@ -74,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(rest)
     from ..errors import LlavaSTError
 
+    previous = _exit_on_sigterm()
     try:
         return int(module.run(args) or 0)
     except LlavaSTError as exc:
@@ -85,6 +88,23 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"llava-st {name}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminated(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def _exit_on_sigterm():
+    """Make SIGTERM (``kill``, a scheduler ending a job) unwind like an exception, so that
+    ``finally`` blocks run and a DataLoader shuts its worker processes down; by default the
+    process would die on the spot and leave them running. Returns the handler it replaced
+    (None where handlers cannot be set: not the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _terminated)
 
 
 if __name__ == "__main__":  # pragma: no cover
