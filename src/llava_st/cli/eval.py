@@ -144,7 +144,9 @@ def run(args: argparse.Namespace) -> int:
     split = args.split or infer_split(args.bench, data)
     options = _options(args.predictor_arg)
     builtin = args.predictor == BUILTIN_PREDICTOR
-    model = args.model if args.model is not None or not builtin else "tiny"
+    model = args.model
+    if model is None and builtin:
+        model = "tiny"  # the model shipped with the package
     if model is not None:
         options["model"] = model
     # In canonical mode the built-in predictor's frame count defaults to the model's
