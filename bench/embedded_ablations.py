@@ -18,7 +18,8 @@ initialisation:
 * ``random-tables``: the coordinate tables at random rows instead of sine/cosine ones;
 * ``no-stage0``: the release's stages only;
 * ``no-aux``: stage 0 without its auxiliary losses (answers only);
-* ``media-first``: the media before the question (the release's layout).
+* ``media-last``: the media after the question (our option; the plan keeps the release's
+  layout, media first), so the visual positions of the causal LLM can read the phrase.
 
 Writes ``bench/results/embedded_ablations.json`` (one row per variant: the headline metrics,
 train seconds, the settings and the machine) and prints a Markdown table.
@@ -74,7 +75,7 @@ def variants(scale: float, out: Path, recipes: Path) -> dict[str, tuple[tuple[st
             "stage1:model.path=null", "stage1:model.zoo=tiny", f"stage1:model.tokenizer={tokenizer}",
             *[f"{s}:schedule.max_steps={n}" for s, n in shares.items()]]),
         "no-aux": (STAGE0, [f"{s}:auxiliary.{k}=0" for s in STAGE0 for k in AUX]),
-        "media-first": (STAGE0, ["stage0-single:model.media_position=first"]),
+        "media-last": (STAGE0, ["stage0-single:model.media_position=last"]),
     }
     return {name: (stages, quiet + overrides) for name, (stages, overrides) in table.items()}
 

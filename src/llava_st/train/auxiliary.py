@@ -358,11 +358,12 @@ def _visual_losses(heads, hidden, vis, batch, targets, model) -> dict[str, torch
         if t is None or mod is None or not t.has_object:
             continue
         x = hidden[b][vis[b]]  # [N, D]
-        goal = frame_token_maps(t.referred, mod, model.config).sum(0).clamp(0, 1)  # [N]
-        if x.shape[0] != goal.shape[0]:
-            raise RuntimeError(f"sample {b}: {x.shape[0]} visual positions, referred targets have {goal.shape[0]}")
+        if cfg.referred > 0:
+            goal = frame_token_maps(t.referred, mod, model.config).sum(0).clamp(0, 1)  # [N]
+            if x.shape[0] != goal.shape[0]:
+                raise RuntimeError(f"sample {b}: {x.shape[0]} visual positions, referred targets have {goal.shape[0]}")
+            referred.append(goal)
         states.append(x)
-        referred.append(goal)
         asked.append(t.asked.expand(x.shape[0], 3) if t.asked is not None else torch.full((x.shape[0], 3), -100))
     if not states:
         return out
