@@ -7,7 +7,7 @@ evaluated on the same first ``--limit`` held-out samples of each headline benchm
 variants stop after stage 0 (the stages that learn; the release's stages 1-3 are short
 fine-tunes of it), except ``no-stage0``, which spends the same number of optimizer steps in
 the release's stages 1, 2 and 3 (in their proportions), from the same random
-initialisation:
+initialisation (sine/cosine coordinate tables included):
 
 * ``ours``: the plan as built (``recipes/embedded``);
 * ``no-lape``: LAPE's positional signal left out of the visual features;
@@ -18,11 +18,20 @@ initialisation:
 * ``random-tables``: the coordinate tables at random rows instead of sine/cosine ones;
 * ``no-stage0``: the release's stages only;
 * ``no-aux``: stage 0 without its auxiliary losses (answers only);
+* ``ours-seed1``: the plan again with another training seed (initialisation, data order):
+  the run-to-run spread that a difference between variants has to exceed;
 * ``media-last``: the media after the question (our option; the plan keeps the release's
   layout, media first), so the visual positions of the causal LLM can read the phrase.
 
-Writes ``bench/results/embedded_ablations.json`` (one row per variant: the headline metrics,
-train seconds, the settings and the machine) and prints a Markdown table.
+Each variant is also scored by its held-out answer loss (:func:`llava_st.train.validation.answer_loss`)
+on the whole held-out ``test/<task>.json`` of REC, TVG, STVG and SVG: greedy scores move in steps
+and sit near the best constant answer until a skill is nearly learnt, so at a short budget the loss
+is what separates the variants (lower is better; every variant shares the tokenizer, so the answer
+tokens are the same).
+
+Writes ``bench/results/embedded_ablations.json`` (one row per variant: every metric of the four
+benchmarks, the held-out answer losses, train seconds, the settings and the machine) and prints a
+Markdown table. Rerunning it re-scores finished variants without training them again.
 
     python bench/embedded_ablations.py --data-from runs/embedded --scale 0.2
 """
@@ -32,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -41,11 +51,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import RESULTS, machine  # noqa: E402
 
 from llava_st.embedded.reproduce import HEADLINE, STAGES, BuildSettings, build, evaluate  # noqa: E402
+from llava_st.model import LlavaSTModel  # noqa: E402
+from llava_st.processor import LlavaSTProcessor  # noqa: E402
+from llava_st.train.validation import answer_loss  # noqa: E402
 from llava_st.train.recipe import load_recipe  # noqa: E402
 
 STAGE0 = ("stage0-single", "stage0")
 AUX = ("attributes", "boxes", "pointer", "referred")
 SHARED_STEPS = ("data", "data-single", "eval-data", "tokenizer")
+#: held-out answer-loss files (under the evaluation data's ``test/``), one per headline benchmark
+LOSS_TASKS = {"synth-rec": "rec", "synth-tvg": "tvg", "synth-stvg": "stvg", "synth-svg": "svg"}
+
+
+def held_out_losses(model_dir: Path, data: Path) -> dict[str, dict]:
+    """Per headline benchmark, the answer loss of the model on the held-out file of its task."""
+    model = LlavaSTModel.from_pretrained(model_dir)
+    processor = LlavaSTProcessor.from_pretrained(model_dir)
+    return {b: answer_loss(model, processor, data / "test" / f"{task}.json", data).to_dict()
+            for b, task in LOSS_TASKS.items()}
 
 
 def _steps(stage: str, scale: float, recipes: Path) -> int:
@@ -73,8 +96,10 @@ def variants(scale: float, out: Path, recipes: Path) -> dict[str, tuple[tuple[st
         "random-tables": (STAGE0, ["stage0-single:model.coord_tables_init=keep"]),
         "no-stage0": (("stage1", "stage2", "stage3"), [
             "stage1:model.path=null", "stage1:model.zoo=tiny", f"stage1:model.tokenizer={tokenizer}",
+            "stage1:model.coord_tables_init=sincos",
             *[f"{s}:schedule.max_steps={n}" for s, n in shares.items()]]),
         "no-aux": (STAGE0, [f"{s}:auxiliary.{k}=0" for s in STAGE0 for k in AUX]),
+        "ours-seed1": (STAGE0, [f"{s}:seed=1" for s in STAGE0]),
         "media-last": (STAGE0, ["stage0-single:model.media_position=last"]),
     }
     return {name: (stages, quiet + overrides) for name, (stages, overrides) in table.items()}
@@ -102,6 +127,8 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", help="run these variants only (default: all)")
     parser.add_argument("--recipes", type=Path, default=BuildSettings(out=Path(".")).recipes)
     args = parser.parse_args()
+    # a kill unwinds like an exception, so the training DataLoader's workers end with the run
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
     table = variants(args.scale, args.out / "ours", args.recipes)
     names = args.only or list(table)
@@ -119,6 +146,7 @@ def main() -> int:
         model = build(settings)
         train_s = sum(json.loads((out / "done" / f"{s}.json").read_text())["seconds"] for s in stages)
         reports = evaluate(model, out / "eval-data", out / "eval", limit=args.limit)
+        losses = held_out_losses(model, out / "eval-data")
         rows[name] = {
             "stages": list(stages),
             "overrides": overrides,
@@ -126,6 +154,8 @@ def main() -> int:
             "train_s": train_s,
             "wall_s": round(time.perf_counter() - t0, 1),
             "metrics": {b: reports[b]["metrics"][m] for b, (m, _) in HEADLINE.items()},
+            "all_metrics": {b: reports[b]["metrics"] for b in HEADLINE},
+            "answer_loss": losses,
         }
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({
@@ -136,11 +166,14 @@ def main() -> int:
             "machine": machine(),
             "variants": rows,
         }, indent=1) + "\n")
-        print(f"{name}: " + ", ".join(f"{b} {v:.1f}" for b, v in rows[name]["metrics"].items()), flush=True)
-    print("\n| variant | " + " | ".join(f"{b} {m}" for b, (m, _) in HEADLINE.items()) + " | train min |")
+        print(f"{name}: " + ", ".join(f"{b} {v:.1f} (loss {losses[b]['loss']:.3f})"
+                                      for b, v in rows[name]["metrics"].items()), flush=True)
+    print("\n| variant | " + " | ".join(f"{b} {m} / loss" for b, (m, _) in HEADLINE.items()) + " | train min |")
     print("|---" * (len(HEADLINE) + 2) + "|")
     for name, row in rows.items():
-        print(f"| {name} | " + " | ".join(f"{row['metrics'][b]:.1f}" for b in HEADLINE) + f" | {row['train_s'] / 60:.1f} |")
+        cells = [f"{row['metrics'][b]:.1f} / {row['answer_loss'][b]['loss']:.3f}" if "answer_loss" in row
+                 else f"{row['metrics'][b]:.1f} / -" for b in HEADLINE]
+        print(f"| {name} | " + " | ".join(cells) + f" | {row['train_s'] / 60:.1f} |")
     return 0
 
 

@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -459,3 +460,26 @@ def test_sigterm_stops_the_run_and_its_data_workers(synth_data, tokenizer_dir, t
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_checkpoint_loads_as_the_model_it_held(stage2_reference, synth_data, tmp_path: Path, one_thread) -> None:
+    """load_checkpoint_model rebuilds the stage from its recipe and puts the checkpoint's tensors in:
+    the last step's checkpoint scores like the exported final model, an earlier one does not."""
+    from llava_st.errors import CheckpointError
+    from llava_st.processor import LlavaSTProcessor
+    from llava_st.train.checkpoint import list_checkpoints, load_checkpoint_model
+    from llava_st.train.validation import answer_loss
+
+    _, reference = stage2_reference
+    saved = dict(list_checkpoints(reference.run_dir))
+    assert {6, 8} <= set(saved)
+    held_out = synth_data / "test" / "rec.json"
+    final = answer_loss(LlavaSTModel.from_pretrained(reference.final_dir),
+                        LlavaSTProcessor.from_pretrained(reference.final_dir), held_out).loss
+    model, processor = load_checkpoint_model(saved[8])
+    assert not model.training
+    assert answer_loss(model, processor, held_out).loss == pytest.approx(final, rel=1e-4)
+    assert answer_loss(*load_checkpoint_model(saved[6]), held_out).loss != pytest.approx(final, rel=1e-4)
+    with pytest.raises(CheckpointError, match="recipe.yaml"):
+        shutil.copytree(saved[8], tmp_path / "run" / "step-8")
+        load_checkpoint_model(tmp_path / "run" / "step-8")

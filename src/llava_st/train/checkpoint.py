@@ -284,10 +284,49 @@ def load_checkpoint(folder: str | Path, accelerator, model, optimizer, scheduler
     return state
 
 
+def load_checkpoint_model(folder: str | Path):
+    """The model of a checkpoint, for evaluating it: the stage's model rebuilt from the run's
+    ``recipe.yaml`` (beside the checkpoint; frozen parameters come out exactly as in training)
+    with the checkpoint's trainable tensors put in, in evaluation mode. A DeepSpeed checkpoint,
+    whose weights live in DeepSpeed's own files, is not read.
+
+    Returns:
+        ``(model, processor)``.
+
+    Raises:
+        CheckpointError: no checkpoint or recipe there, or tensors the rebuilt model does not
+            have or holds in another shape.
+    """
+    from safetensors.torch import load_file
+
+    from .build import build_stage
+    from .recipe import load_recipe
+
+    folder = Path(folder)
+    recipe_path = folder.parent / "recipe.yaml"
+    for need in (folder / TRAINABLE, recipe_path):
+        if not need.is_file():
+            raise CheckpointError(f"{folder} is not a checkpoint of a training run: {need} is missing")
+    built = build_stage(load_recipe(recipe_path))
+    weights = load_file(str(folder / TRAINABLE))
+    params = dict(built.model.named_parameters())
+    unknown = sorted(set(weights) - set(params))
+    shapes = sorted(n for n in set(weights) & set(params) if tuple(weights[n].shape) != tuple(params[n].shape))
+    if unknown or shapes:
+        raise CheckpointError(f"checkpoint {folder} does not fit the model its recipe builds: tensors it lacks "
+                              f"{unknown[:5]}, other shapes {shapes[:5]}")
+    with torch.no_grad():
+        for name, tensor in weights.items():
+            params[name].copy_(tensor)
+    built.model.eval()
+    return built.model, built.processor
+
+
 __all__ = [
     "latest_checkpoint",
     "list_checkpoints",
     "load_checkpoint",
+    "load_checkpoint_model",
     "prune_checkpoints",
     "rng_state",
     "save_checkpoint",
