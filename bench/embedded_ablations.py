@@ -18,6 +18,9 @@ initialisation (sine/cosine coordinate tables included):
 * ``random-tables``: the coordinate tables at random rows instead of sine/cosine ones;
 * ``no-stage0``: the release's stages only;
 * ``no-aux``: stage 0 without its auxiliary losses (answers only);
+* ``tower-step``: the plan with the optional tower step (``stage0-tower``: the tower alone on
+  its per-patch targets, no LLM) before it, at the same scale: extra steps, but cheap ones
+  (its minutes are in the row);
 * ``ours-seed1``: the plan again with another training seed (initialisation, data order):
   the run-to-run spread that a difference between variants has to exceed;
 * ``media-last``: the media after the question (our option; the plan keeps the release's
@@ -99,6 +102,7 @@ def variants(scale: float, out: Path, recipes: Path) -> dict[str, tuple[tuple[st
             "stage1:model.coord_tables_init=sincos",
             *[f"{s}:schedule.max_steps={n}" for s, n in shares.items()]]),
         "no-aux": (STAGE0, [f"{s}:auxiliary.{k}=0" for s in STAGE0 for k in AUX]),
+        "tower-step": (("stage0-tower", *STAGE0), []),
         "ours-seed1": (STAGE0, [f"{s}:seed=1" for s in STAGE0]),
         "media-last": (STAGE0, ["stage0-single:model.media_position=last"]),
     }

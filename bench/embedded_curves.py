@@ -4,10 +4,14 @@ Reads a ``llava-st build-tiny`` folder: stage 0's periodic evaluations (its reci
 ``eval`` section: the held-out set's first samples of each benchmark, every 250 steps), with
 the minutes counted from the start of stage 0's one-object step and the evaluations' own
 time taken out; and the finished model's full held-out evaluation (``eval/summary.json``)
-after all stages. Writes ``bench/results/embedded_curves.json`` (the points, the best constant
+after all stages. With ``--loss N``, also the held-out answer loss on the coordinate tokens
+(:func:`llava_st.train.validation.answer_loss`, first ``N`` held-out samples of each task) of
+every checkpoint the run kept and of the final model: greedy scores move in steps and sit at
+the best constant answer until a skill is nearly learnt, the loss shows whether the model is
+still learning. Writes ``bench/results/embedded_curves.json`` (the points, the best constant
 answers and the targets) and ``bench/results/embedded_curves.png``.
 
-    python bench/embedded_curves.py --run runs/embedded
+    python bench/embedded_curves.py --run runs/embedded --loss 96
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import RESULTS  # noqa: E402
 
 from llava_st.embedded.reproduce import HEADLINE, STAGES  # noqa: E402
+
+#: the held-out training-format file of each headline benchmark's task (under the evaluation data's test/)
+LOSS_TASKS = {"synth-rec": "rec", "synth-tvg": "tvg", "synth-stvg": "stvg", "synth-svg": "svg"}
 
 
 def _records(path: Path) -> list[dict]:
@@ -49,11 +56,48 @@ def training_minutes(records: list[dict]) -> dict[int, float]:
     return out
 
 
+def coordinate_losses(model, processor, data: Path, limit: int) -> dict[str, float]:
+    """Per headline benchmark, the held-out answer loss on the coordinate tokens of its task."""
+    from llava_st.train.validation import answer_loss
+
+    return {b: answer_loss(model, processor, data / "test" / f"{t}.json", data, limit=limit).coord_loss
+            for b, t in LOSS_TASKS.items()}
+
+
+def loss_points(run: Path, limit: int) -> list[dict]:
+    """Held-out coordinate losses of every kept checkpoint of every finished stage and of the final
+    model, at their minutes of training (as in :func:`main`)."""
+    from llava_st.model import LlavaSTModel
+    from llava_st.processor import LlavaSTProcessor
+    from llava_st.train.checkpoint import list_checkpoints, load_checkpoint_model
+
+    data = run / "eval-data"
+    offset, points = 0.0, []
+    for stage in STAGES:
+        if not (run / "done" / f"{stage}.json").is_file():
+            break
+        minutes = training_minutes(_records(run / stage / "metrics.jsonl"))
+        for step, folder in list_checkpoints(run / stage):
+            losses = coordinate_losses(*load_checkpoint_model(folder), data, limit)
+            points.append({"stage": stage, "step": step, "minutes": round(offset + minutes[step], 2), "coord_loss": losses})
+            print(stage, step, {b: round(v, 3) for b, v in losses.items()}, flush=True)
+        offset += max(minutes.values())
+    model = run / "model"
+    if model.is_dir():
+        losses = coordinate_losses(LlavaSTModel.from_pretrained(model), LlavaSTProcessor.from_pretrained(model), data, limit)
+        points.append({"stage": "model", "minutes": round(offset, 2), "coord_loss": losses})
+    return points
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", type=Path, required=True, help="a build-tiny folder")
+    parser.add_argument("--loss", type=int, default=0, metavar="N",
+                        help="also the held-out coordinate loss of every kept checkpoint, on the first N samples a task")
     args = parser.parse_args()
     run = args.run
+    if args.loss < 0:
+        parser.error(f"--loss must be >= 0, got {args.loss}")
 
     offset = 0.0
     points = []
@@ -83,6 +127,8 @@ def main() -> int:
         "targets": {b: t for b, (_, t) in HEADLINE.items()},
         "constants": {b: v["constant"] for b, (_, v) in summary["headline"].items()} if summary else None,
         "points": points,
+        "loss_samples": args.loss or None,
+        "loss_points": loss_points(run, args.loss) if args.loss else None,
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "embedded_curves.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -92,7 +138,9 @@ def main() -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(HEADLINE), figsize=(4 * len(HEADLINE), 3.4), sharex=True)
+    rows = 2 if result["loss_points"] else 1
+    fig, grid = plt.subplots(rows, len(HEADLINE), figsize=(4 * len(HEADLINE), 3.4 * rows), sharex=True, squeeze=False)
+    axes = grid[0]
     for ax, (bench, (metric, target)) in zip(axes, HEADLINE.items()):
         curve = [(p["minutes"], p["metrics"][bench]) for p in points if p["samples"] == "first" and bench in p["metrics"]]
         if curve:
@@ -107,6 +155,17 @@ def main() -> int:
         ax.set_xlabel("minutes of training (2 cores)")
         ax.set_ylim(0, 100)
     axes[0].legend(fontsize=7, loc="upper left")
+    if result["loss_points"]:
+        for ax, bench in zip(grid[1], HEADLINE):
+            curve = [(p["minutes"], p["coord_loss"][bench]) for p in result["loss_points"] if p["stage"] != "model"]
+            if curve:
+                ax.plot(*zip(*curve), "o-", color="tab:red", label="checkpoints")
+            final = [(p["minutes"], p["coord_loss"][bench]) for p in result["loss_points"] if p["stage"] == "model"]
+            if final:
+                ax.plot(*zip(*final), "s", color="black", label="final model")
+            ax.set_title(f"{bench} held-out coordinate loss")
+            ax.set_xlabel("minutes of training (2 cores)")
+        grid[1][0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(RESULTS / "embedded_curves.png", dpi=110)
     for p in points:

@@ -12,7 +12,7 @@ import torch
 pytest.importorskip("accelerate")
 pytest.importorskip("peft")
 
-from llava_st.embedded.reproduce import MIXES, STAGES, BuildSettings, build, stage_overrides  # noqa: E402
+from llava_st.embedded.reproduce import ALL_STAGES, MIXES, BuildSettings, build, stage_overrides  # noqa: E402
 from llava_st.errors import ConfigError  # noqa: E402
 from llava_st.train.recipe import load_recipe  # noqa: E402
 
@@ -20,8 +20,9 @@ from llava_st.train.recipe import load_recipe  # noqa: E402
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     out = tmp_path_factory.mktemp("build-tiny") / "run"
+    # every stage, the optional tower step included
     settings = BuildSettings(out=out, videos=6, images=6, scale=0.001, workers=1, evaluate=False,
-                             overrides=["batch.per_device=2", "batch.num_workers=0"])
+                             overrides=["batch.per_device=2", "batch.num_workers=0"], stages=ALL_STAGES)
     lines: list[str] = []
     before = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -34,11 +35,11 @@ def built(tmp_path_factory):
 
 def test_every_step_runs_and_a_second_run_skips_them(built):
     settings, model, lines = built
-    names = ["data", "data-single", "eval-data", "tokenizer", *STAGES, "model"]
+    names = ["data", "data-single", "eval-data", "tokenizer", *ALL_STAGES, "model"]
     for name in names:
         info = json.loads((settings.out / "done" / f"{name}.json").read_text())
         assert info["seconds"] >= 0
-    for stage in STAGES:
+    for stage in ALL_STAGES:
         planned = load_recipe(settings.recipes / f"{stage}.yaml").schedule.max_steps
         steps = json.loads((settings.out / "done" / f"{stage}.json").read_text())["steps"]
         assert steps == max(1, round(planned * settings.scale))
@@ -73,6 +74,22 @@ def test_stage_overrides_redirect_paths_and_scale_steps(tmp_path):
     assert not first.ntp and not later.ntp
     with pytest.raises(ConfigError, match="names no stage"):
         stage_overrides(BuildSettings(out=tmp_path, overrides=["stage9:ntp=false"]), "stage1", base)
+
+
+def test_the_tower_step_runs_first_and_the_one_object_step_starts_from_it(built, tmp_path):
+    settings, _, _ = built
+    tower = json.loads((settings.out / "stage0-tower" / "metrics.jsonl").read_text().splitlines()[0])
+    assert "lm" not in tower["loss_parts"] and "aux_attributes" in tower["loss_parts"]  # the LLM did not run
+    single = load_recipe(settings.out / "stage0-single" / "recipe.yaml")
+    assert single.model.zoo is None and single.model.path == str(settings.out.resolve() / "stage0-tower" / "final")
+    # asked for in any order, the stages run in plan order; the default plan leaves the tower step out
+    assert BuildSettings(out=tmp_path, stages=("stage0", "stage0-tower")).stages == ("stage0-tower", "stage0")
+    assert "stage0-tower" not in BuildSettings(out=tmp_path).stages
+    plain = BuildSettings(out=tmp_path)
+    base = load_recipe(plain.recipes / "stage0-single.yaml")
+    assert load_recipe(plain.recipes / "stage0-single.yaml", stage_overrides(plain, "stage0-single", base)).model.zoo == "tiny"
+    with pytest.raises(ConfigError, match="unknown stages"):
+        BuildSettings(out=tmp_path, stages=("stage9",))
 
 
 def test_the_built_model_answers(built, tmp_path):

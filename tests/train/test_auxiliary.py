@@ -425,3 +425,68 @@ def test_asked_targets_come_from_the_phrase_only_when_the_question_uses_it():
     assert asked_in_question(scene, {"object": 1}, ["What is the object in the region [0.1, 0.2, 0.3, 0.4]?"]) is None
     assert asked_in_question(scene, {}, ["Describe this video."]) is None
     assert asked_in_question(scene, {"object": 5}, ["the red square"]) is None
+
+
+def test_a_tower_only_step_runs_no_llm_and_gives_the_full_forwards_tower_losses(one_thread, synth_data,
+                                                                                 tiny_tokenizer_dir):
+    """answers: 0 skips the LLM; its loss is the weighted attribute and box losses of the same
+    projected features a full forward captures (a batch of an image and a video), and only the
+    visual side gets gradients."""
+    from llava_st.data.dataset import TrainCollator, build_mix_dataset
+    from llava_st.model import LlavaSTModel
+    from llava_st.processor import LlavaSTProcessor
+    from llava_st.train.auxiliary import ATTRIBUTE, DenseTargetSource
+    from llava_st.train.build import _tokenizer, fit_config_to_tokenizer
+    from llava_st.train.step import training_loss
+
+    config = tiny()
+    tok = _tokenizer(tiny_tokenizer_dir, config)
+    config = fit_config_to_tokenizer(config, tok)
+    dataset = build_mix_dataset(synth_data / "stage3.yaml", LlavaSTProcessor(tok, config), seed=0,
+                                targets=DenseTargetSource(config))
+    first = {}
+    for i in range(len(dataset)):
+        encoded, target = dataset[i]
+        if target is not None and encoded.modality not in first:
+            first[encoded.modality] = (encoded, target)
+    batch = TrainCollator(dataset.processor)([first["image"], first["video"]])
+    torch.manual_seed(0)
+    model = LlavaSTModel(config).train()
+    model.vision_tower_grad = True
+
+    full = AuxiliaryHeads(AuxiliaryConfig(attributes=1.0, boxes=0.5), config.text.hidden_size)
+    setattr(model, ATTRIBUTE, full)
+    reference = training_loss(model, batch).parts
+    want = reference["aux_attributes"] * 1.0 + reference["aux_boxes"] * 0.5
+
+    calls = []
+    hook = model.language_model.register_forward_pre_hook(lambda m, a, k: calls.append(1), with_kwargs=True)
+    tower_only = AuxiliaryHeads(AuxiliaryConfig(attributes=1.0, boxes=0.5, answers=0), config.text.hidden_size)
+    tower_only.load_state_dict(full.state_dict())
+    setattr(model, ATTRIBUTE, tower_only)
+    model.zero_grad()
+    out = training_loss(model, batch)
+    hook.remove()
+    assert not calls, "the LLM ran in a tower-only step"
+    assert set(out.parts) == {"aux_attributes", "aux_boxes"}
+    assert float(out.loss.detach()) == pytest.approx(want, rel=1e-5)
+    out.loss.backward()
+    assert sum(float(p.grad.abs().sum()) for p in model.vision_tower.parameters() if p.grad is not None) > 0
+    assert model.projector.fc1.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.language_model.parameters())
+
+
+def test_a_tower_only_step_is_checked_against_what_it_cannot_train(tmp_path):
+    from llava_st.errors import ConfigError
+    from llava_st.train.recipe import load_recipe
+
+    with pytest.raises(ConfigError, match="pointer"):
+        AuxiliaryConfig(attributes=1, pointer=1, answers=0)
+    with pytest.raises(ConfigError, match="nothing to train"):
+        AuxiliaryConfig(answers=0)
+    with pytest.raises(ConfigError, match="answers"):
+        AuxiliaryConfig(answers=-1)
+    tower = REPO / "recipes" / "embedded" / "stage0-tower.yaml"
+    assert load_recipe(tower).auxiliary.tower_only
+    with pytest.raises(ConfigError, match=r"trainable names \['llm'\]"):
+        load_recipe(tower, ["trainable.llm=true"])

@@ -16,7 +16,9 @@ be done in several parts):
 5. the training mixes (``mixes/*.yaml``);
 6. the stages of ``recipes/embedded``: ``stage0-single``, ``stage0`` (ours,
    dense auxiliary supervision), then the release's stages 1, 2 and 3 (LoRA
-   merged between them as the release does);
+   merged between them as the release does). ``stage0-tower`` (ours, not in the
+   default plan yet: a tower step without the LLM, :data:`OPTIONAL_STAGES`) runs
+   first when asked for, and ``stage0-single`` then starts from its model;
 7. ``model``: stage 3's final folder with stage 3's adapter merged, copied to
    ``<out>/model``;
 8. ``eval``: ``llava-st eval`` of ``<out>/model`` on the evaluation set's
@@ -47,6 +49,9 @@ EVAL_SEED = 1000
 #: Share of the evaluation set's items in its held-out split (the ones scored).
 EVAL_TEST_FRACTION = 0.8
 STAGES = ("stage0-single", "stage0", "stage1", "stage2", "stage3")
+#: Stages with a recipe that the default plan leaves out; in a plan they run in :data:`ALL_STAGES` order.
+OPTIONAL_STAGES = ("stage0-tower",)
+ALL_STAGES = OPTIONAL_STAGES + STAGES
 #: The benchmarks the embedded model is evaluated on (ST-Synth's test files, canonical mode).
 EVAL_BENCHMARKS = ("synth-rec", "synth-tvg", "synth-stvg", "synth-svg")
 RECIPES = Path(__file__).resolve().parents[3] / "recipes" / "embedded"
@@ -82,9 +87,10 @@ class BuildSettings:
         self.recipes = Path(self.recipes)
         if self.scale <= 0:
             raise ConfigError(f"scale must be > 0, got {self.scale}")
-        unknown = [s for s in self.stages if s not in STAGES]
+        unknown = [s for s in self.stages if s not in ALL_STAGES]
         if unknown:
-            raise ConfigError(f"unknown stages {unknown}; the stages are {list(STAGES)}")
+            raise ConfigError(f"unknown stages {unknown}; the stages are {list(ALL_STAGES)}")
+        self.stages = tuple(s for s in ALL_STAGES if s in self.stages)
 
 
 def _done(marker: Path) -> bool:
@@ -115,6 +121,8 @@ def _synth(out: Path, seed: int, videos: int, images: int, difficulty: str | Non
 #: Per stage, the training files of the mix and how often each is listed (a file listed twice is
 #: drawn twice as often): the evaluated grounding tasks are weighted up in stage 0.
 MIXES: dict[str, list[tuple[str, str, int]]] = {
+    # the many-object images of the training set (their per-patch targets are the whole scene's)
+    "stage0-tower": [("data", "rec", 1)],
     # images only: the tower trains here (with autograd), and a 16-frame video costs it as much as
     # 16 images; video tasks start in stage0, on the frozen tower
     "stage0-single": [("data-single", "rec", 2)] + [("data-single", t, 1) for t in ("reg", "dgc", "image_caption")],
@@ -172,6 +180,9 @@ def stage_overrides(settings: BuildSettings, stage: str, recipe) -> list[str]:
     if recipe.model.path:
         # stageN's "runs/embedded/<stage>/final" and adapters, relative to the recipes' default root
         items["model.path"] = _in_run(recipe.model.path, out)
+    if stage == "stage0-single" and "stage0-tower" in settings.stages:
+        items["model.zoo"] = "null"  # from the tower step's model instead of a fresh one
+        items["model.path"] = str(out / "stage0-tower" / "final")
     if recipe.model.tokenizer:
         items["model.tokenizer"] = str(out / "tokenizer")
     if recipe.eval.data_root:
@@ -184,8 +195,8 @@ def stage_overrides(settings: BuildSettings, stage: str, recipe) -> list[str]:
     for o in settings.overrides:
         head, sep, rest = o.partition(":")
         if sep and "=" not in head:  # "<stage>:key=value" applies to that stage only
-            if head not in STAGES:
-                raise ConfigError(f"override {o!r} names no stage; the stages are {list(STAGES)}")
+            if head not in ALL_STAGES:
+                raise ConfigError(f"override {o!r} names no stage; the stages are {list(ALL_STAGES)}")
             if head == stage:
                 mine.append(rest)
         else:

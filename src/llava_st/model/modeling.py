@@ -55,12 +55,14 @@ class VideoFeatures:
 @dataclass
 class LlavaSTOutput:
     """``loss`` (scalar, mean over supervised positions) and/or ``logits`` ``[B, L, V + K]``;
-    ``hidden_states`` ``[B, L, D]`` (last layer, normed); ``cache`` when ``use_cache``."""
+    ``hidden_states`` ``[B, L, D]`` (last layer, normed); ``cache`` when ``use_cache``;
+    ``visual_features``: per sample, the rows written into the sequence (only with ``media_only``)."""
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
     hidden_states: torch.Tensor | None = None
     cache: object | None = None
+    visual_features: list | None = None
 
 
 def _runs(ids: torch.Tensor, start: int, end: int) -> torch.Tensor:
@@ -372,17 +374,25 @@ class LlavaSTModel(nn.Module):
         cache=None,
         use_cache: bool = False,
         return_logits: bool = True,
+        media_only: bool = False,
         **unused,
     ) -> LlavaSTOutput:
         """Full forward. With ``labels`` ``[B, L]`` (-100 = ignored) the loss is the mean
         over supervised positions of the coordinate-aware cross-entropy (SPEC §2.11).
 
         ``return_logits=False`` skips the full ``[B, L, V + K]`` logits (training
-        then computes the head only at supervised positions).
+        then computes the head only at supervised positions). ``media_only=True`` runs
+        the visual side only (tower, projector, LAPE, packer: ``visual_features``) and
+        not the LLM: a training step of the tower alone goes through here, so that
+        wrappers such as DDP see a forward.
         """
         unknown = set(unused) - {"variables", "token_type_ids"}
         if unknown:
             raise TypeError(f"unexpected forward arguments: {sorted(unknown)}")
+        if media_only:
+            if pixel_values is None:
+                return LlavaSTOutput(visual_features=[None] * (0 if modalities is None else len(modalities)))
+            return LlavaSTOutput(visual_features=self._visual_features(pixel_values, modalities))
         if inputs_embeds is None:
             inputs_embeds = self.embed_inputs(input_ids, coord_values, pixel_values, modalities)
         inputs_embeds = inputs_embeds.to(self.device)

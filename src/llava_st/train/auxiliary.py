@@ -33,6 +33,11 @@ here, from :mod:`llava_st.synth.targets`, on top of the answer's loss:
   classify the colour, shape and size the question names (0 where it names
   none; :func:`asked_attributes`): each visual token has to read the phrase,
   the first half of telling whether it shows the named object;
+* **answers** (weight ``answers``, 1 by default): the answers' own loss. At 0
+  the LLM does not run at all: the step trains the tower and projector through
+  ``attributes`` and ``boxes`` only, many times faster than a step through the
+  LLM (a tower trained from scratch needs thousands of such steps before its
+  features tell shapes apart);
 * **words** (weight ``words``): the input embedding of each colour, shape and
   size word (:func:`attribute_words`; a word of several tokens: their mean)
   is classified by the same attribute head as the visual features, so that a
@@ -65,8 +70,8 @@ ATTRIBUTE = "auxiliary"
 
 @dataclass
 class AuxiliaryConfig:
-    """Weights of the four losses (0 turns one off: all are off by default) and the layer
-    and width of the LLM-side heads (pointer, referred).
+    """Weights of the losses (0 turns one off: all auxiliary losses are off by default; the
+    answers' loss is on) and the layer and width of the LLM-side heads (pointer, referred).
 
     ``pointer_layer`` counts the LLM's decoder layers from 0; negative values
     count from the end (``-1`` = the last layer's output).
@@ -78,20 +83,33 @@ class AuxiliaryConfig:
     referred: float = 0.0
     asked: float = 0.0
     words: float = 0.0
+    answers: float = 1.0
     pointer_layer: int = -2
     pointer_dim: int = 64
 
     def __post_init__(self) -> None:
-        for name in ("attributes", "boxes", "pointer", "referred", "asked", "words"):
+        for name in ("attributes", "boxes", "pointer", "referred", "asked", "words", "answers"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or v < 0:
                 raise ConfigError(f"auxiliary.{name}: must be a weight >= 0, got {v!r}")
+        if self.answers == 0:
+            llm_side = [n for n in ("pointer", "referred", "asked", "words") if getattr(self, n) > 0]
+            if llm_side:
+                raise ConfigError(f"auxiliary.answers: 0 runs no LLM, but {llm_side} need it")
+            if self.attributes <= 0 and self.boxes <= 0:
+                raise ConfigError("auxiliary.answers: 0 leaves nothing to train on (attributes and boxes are off too)")
         if not isinstance(self.pointer_dim, int) or self.pointer_dim < 1:
             raise ConfigError(f"auxiliary.pointer_dim: must be a whole number >= 1, got {self.pointer_dim!r}")
 
     @property
     def enabled(self) -> bool:
-        return any(getattr(self, n) > 0 for n in ("attributes", "boxes", "pointer", "referred", "asked", "words"))
+        return self.answers != 1 or any(
+            getattr(self, n) > 0 for n in ("attributes", "boxes", "pointer", "referred", "asked", "words"))
+
+    @property
+    def tower_only(self) -> bool:
+        """The step runs the tower and projector only (``answers`` is 0)."""
+        return self.answers == 0
 
 
 _WORD_RE = re.compile(r"[a-z]+")

@@ -361,6 +361,13 @@ class Recipe:
                 raise ConfigError(
                     "trainable.embed_tokens: 'new' with optim.weight_decay > 0 would decay the frozen rows too"
                 )
+        if self.auxiliary.tower_only:
+            beyond = [p for p in self.trainable.parts() if p not in ("vision_tower", "projector")]
+            if beyond or self.lora.enabled:
+                raise ConfigError(
+                    "auxiliary.answers: 0 runs the tower and projector only, so nothing else can train, but "
+                    f"trainable names {beyond + (['lora'] if self.lora.enabled else [])}"
+                )
         if not self.trainable.parts() and not self.lora.enabled:
             raise ConfigError("trainable: nothing trains (no part is on and lora.enabled is false)")
         if self.trainable.llm and self.lora.enabled:

@@ -74,15 +74,22 @@ def training_loss(model: nn.Module, batch: Mapping[str, Any]) -> LossOutput:
     base = getattr(model, "module", model)  # DDP and similar wrappers
     heads = getattr(base, AUXILIARY, None)
     if heads is None or batch.get("dense_targets") is None:
+        if heads is not None and heads.config.tower_only:
+            raise ConfigError("auxiliary.answers is 0 (a tower-only step) but the batch has no dense targets")
         out = model(**inputs, return_logits=False)
         return LossOutput(loss=out.loss, num_tokens=count)
     capture = Capture(base, heads.config.pointer_layer)
     try:
+        if heads.config.tower_only:
+            model(**inputs, media_only=True)  # tower and projector only; the capture keeps their outputs
+            aux, parts = auxiliary_loss(heads, capture, batch, batch["dense_targets"], base)
+            return LossOutput(loss=aux, num_tokens=count, parts=parts)
         out = model(**inputs, return_logits=False)
         aux, parts = auxiliary_loss(heads, capture, batch, batch["dense_targets"], base)
     finally:
         capture.remove()
-    return LossOutput(loss=out.loss + aux, num_tokens=count, parts={"lm": float(out.loss.detach()), **parts})
+    lm = out.loss * heads.config.answers
+    return LossOutput(loss=lm + aux, num_tokens=count, parts={"lm": float(out.loss.detach()), **parts})
 
 
 def keep_trainables_in_graph(model: nn.Module):
