@@ -1,0 +1,176 @@
+"""Where the embedded model fails on REC: finding objects, choosing the named one, or seeing them.
+
+Reads a ``llava-st build-tiny`` folder and reports, on its held-out set:
+
+* ``rec_answers`` (from the finished evaluation's REC predictions, ``eval/synth-rec``): how
+  often the centre of the answered box lies inside the named object's box, inside some
+  object's box, and what picking one of the image's objects at random would give
+  (``named_if_random_object``: the share inside some object times the mean of 1 / objects);
+  Acc@0.5 against the named object and against the best-fitting object, and Acc@0.5 among
+  the answers whose centre is inside the named object (how precise the box is once found);
+* ``tower`` (from a training checkpoint that holds stage 0's auxiliary heads, by default the
+  last one of ``stage0``, or ``--checkpoint``): per-patch accuracy of the attribute head on
+  the projected tower features, over the patches an object covers, for colour, shape and
+  size, next to the most frequent class's share (what a head that ignores the pixels gets);
+* ``pointer`` (same checkpoint): the mean probability mass the pointer head puts on the
+  named object's visual tokens and on any object's, at the answer positions that predict
+  a box coordinate.
+
+Writes ``bench/results/embedded_diagnostics.json``.
+
+    python bench/embedded_diagnostics.py --run runs/embedded --samples 128
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _machine import RESULTS, machine  # noqa: E402
+
+ATTRIBUTES = ("colour", "shape", "size")
+
+
+def _iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def rec_answers(run: Path) -> dict:
+    """The REC answer analysis of the module docstring, over every scored prediction."""
+    data = run / "eval-data"
+    images = json.loads((data / "eval" / "refcoco_style_rec.json").read_text())["images"]
+    by_id = {im["id"]: im for im in images}
+    scenes = {}
+    for line in (data / "ground_truth" / "images.jsonl").read_text().splitlines():
+        if line.strip():
+            scene = json.loads(line)
+            scenes[scene["media"]] = scene
+    counts = Counter()
+    precise = []
+    for line in (run / "eval" / "synth-rec" / "predictions.jsonl").read_text().splitlines():
+        pred = json.loads(line)
+        image = by_id[pred["id"]]
+        scene = scenes[image["file_name"]]
+        named = [o for o in scene["objects"] if o["phrase"] == image["caption"]]
+        if len(named) != 1:
+            raise SystemExit(f"image {image['file_name']}: {len(named)} objects have the phrase {image['caption']!r}")
+        counts["samples"] += 1
+        if not pred.get("parsed"):
+            continue
+        w, h = scene["width"], scene["height"]
+        box = [v * s for v, s in zip(pred["parsed"]["box"], (w, h, w, h))]
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        boxes = [o["boxes_xyxy"][0] for o in scene["objects"]]
+        inside = [b[0] <= cx <= b[2] and b[1] <= cy <= b[3] for b in boxes]
+        target = named[0]["boxes_xyxy"][0]
+        in_named = target[0] <= cx <= target[2] and target[1] <= cy <= target[3]
+        counts["in_named"] += in_named
+        counts["in_some_object"] += any(inside)
+        counts["hit_named"] += _iou(box, target) >= 0.5
+        counts["hit_some_object"] += max(_iou(box, b) for b in boxes) >= 0.5
+        counts["inverse_objects"] += 1 / len(boxes)
+        if in_named:
+            precise.append(_iou(box, target) >= 0.5)
+    n = counts["samples"]
+    return {
+        "samples": n,
+        "centre_in_named": counts["in_named"] / n,
+        "centre_in_some_object": counts["in_some_object"] / n,
+        "named_if_random_object": counts["in_some_object"] / n * counts["inverse_objects"] / n,
+        "acc50_named": counts["hit_named"] / n,
+        "acc50_some_object": counts["hit_some_object"] / n,
+        "acc50_when_centre_in_named": sum(precise) / len(precise) if precise else None,
+    }
+
+
+@torch.no_grad()
+def tower_and_pointer(checkpoint: Path, data: Path, samples: int) -> tuple[dict, dict]:
+    """Per-patch attribute accuracy and pointer mass on the first ``samples`` held-out REC samples."""
+    from llava_st.data.dataset import SFTDataset, TrainCollator
+    from llava_st.data.formats.release_sft import read_release_sft
+    from llava_st.data.mix import MixEntry, Strategy
+    from llava_st.train.auxiliary import ATTRIBUTE, Capture, DenseTargetSource, per_sample_features, visual_positions
+    from llava_st.train.checkpoint import load_checkpoint_model
+
+    model, processor = load_checkpoint_model(checkpoint)
+    heads = getattr(model, ATTRIBUTE, None)
+    if heads is None:
+        raise SystemExit(f"{checkpoint}: its recipe has no auxiliary heads (not a stage-0 checkpoint)")
+    path = data / "test" / "rec.json"
+    items = [(0, s) for s in read_release_sft(path)[:samples]]
+    dataset = SFTDataset([MixEntry(path, data, "rec", Strategy("all"))], items, processor,
+                         processor.config.num_frames, targets=DenseTargetSource(model.config))
+    collate = TrainCollator(processor)
+    right, total, classes = Counter(), Counter(), {a: Counter() for a in ATTRIBUTES}
+    named_mass, object_mass, rows = 0.0, 0.0, 0
+    keys = ("input_ids", "attention_mask", "coord_values", "pixel_values", "modalities")
+    for start in range(0, len(dataset), 16):
+        batch = collate([dataset[i] for i in range(start, min(start + 16, len(dataset)))])
+        capture = Capture(model, heads.config.pointer_layer)
+        try:
+            model(**{k: batch[k] for k in keys}, return_logits=False)
+        finally:
+            capture.remove()
+        feats = per_sample_features(capture.projected, batch["pixel_values"], batch["modalities"])
+        visual = visual_positions(batch["input_ids"], model.config.token_ids)
+        for b, target in enumerate(batch["dense_targets"]):
+            scores = heads.attributes(feats[b].reshape(-1, feats[b].shape[-1])).split(heads.classes, dim=-1)
+            for c, name in enumerate(ATTRIBUTES):
+                goal = getattr(target, name).reshape(-1)
+                covered = goal > 0
+                right[name] += int((scores[c].argmax(-1)[covered] == goal[covered]).sum())
+                total[name] += int(covered.sum())
+                classes[name].update(goal[covered].tolist())
+            positions, goal = target.pointer
+            if len(positions):
+                hidden = capture.hidden[b]
+                query, key = heads.query(hidden[positions]), heads.key(hidden[visual[b]])
+                prob = (query @ key.T / heads.config.pointer_dim**0.5).softmax(-1)  # [C, N]
+                objects = (target.colour.reshape(-1) > 0).float()  # an image's visual tokens are its patches
+                named_mass += float((prob * (goal > 0).float()).sum(-1).sum())
+                object_mass += float((prob * objects).sum(-1).sum())
+                rows += len(positions)
+    tower = {
+        "checkpoint": str(checkpoint),
+        "samples": len(dataset),
+        "per_patch_accuracy": {a: right[a] / total[a] for a in ATTRIBUTES},
+        "most_frequent_class_share": {a: max(classes[a].values()) / total[a] for a in ATTRIBUTES},
+    }
+    pointer = {"coordinates": rows, "mass_on_named": named_mass / rows, "mass_on_some_object": object_mass / rows}
+    return tower, pointer
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", type=Path, required=True, help="a finished build-tiny folder")
+    parser.add_argument("--checkpoint", type=Path, help="a stage-0 checkpoint (default: the last one of <run>/stage0)")
+    parser.add_argument("--samples", type=int, default=128, help="held-out REC samples for the tower and pointer")
+    parser.add_argument("--out", type=Path, default=RESULTS / "embedded_diagnostics.json")
+    args = parser.parse_args()
+    from llava_st.train.checkpoint import latest_checkpoint
+
+    checkpoint = args.checkpoint or latest_checkpoint(args.run / "stage0")
+    if checkpoint is None:
+        raise SystemExit(f"{args.run / 'stage0'}: no checkpoint")
+    tower, pointer = tower_and_pointer(checkpoint, args.run / "eval-data", args.samples)
+    result = {"benchmark": "embedded_diagnostics", "run": str(args.run), "rec_answers": rec_answers(args.run),
+              "tower": tower, "pointer": pointer, "machine": machine()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
