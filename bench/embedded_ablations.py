@@ -21,6 +21,9 @@ initialisation (sine/cosine coordinate tables included):
 * ``tower-step``: the plan with the optional tower step (``stage0-tower``: the tower alone on
   its per-patch targets, no LLM) before it, at the same scale: extra steps, but cheap ones
   (its minutes are in the row);
+* ``attend``: the plan with the ``attend`` loss on (the last layer's head 0 trained to attend
+  where the pointer target says, at the positions that write a coordinate), both steps;
+* ``tower-attend``: both of the last two;
 * ``ours-seed1``: the plan again with another training seed (initialisation, data order):
   the run-to-run spread that a difference between variants has to exceed;
 * ``media-last``: the media after the question (our option; the plan keeps the release's
@@ -103,6 +106,8 @@ def variants(scale: float, out: Path, recipes: Path) -> dict[str, tuple[tuple[st
             *[f"{s}:schedule.max_steps={n}" for s, n in shares.items()]]),
         "no-aux": (STAGE0, [f"{s}:auxiliary.{k}=0" for s in STAGE0 for k in AUX]),
         "tower-step": (("stage0-tower", *STAGE0), []),
+        "attend": (STAGE0, [f"{s}:auxiliary.attend=1" for s in STAGE0]),
+        "tower-attend": (("stage0-tower", *STAGE0), [f"{s}:auxiliary.attend=1" for s in STAGE0]),
         "ours-seed1": (STAGE0, [f"{s}:seed=1" for s in STAGE0]),
         "media-last": (STAGE0, ["stage0-single:model.media_position=last"]),
     }

@@ -427,20 +427,16 @@ def test_asked_targets_come_from_the_phrase_only_when_the_question_uses_it():
     assert asked_in_question(scene, {"object": 5}, ["the red square"]) is None
 
 
-def test_a_tower_only_step_runs_no_llm_and_gives_the_full_forwards_tower_losses(one_thread, synth_data,
-                                                                                 tiny_tokenizer_dir):
-    """answers: 0 skips the LLM; its loss is the weighted attribute and box losses of the same
-    projected features a full forward captures (a batch of an image and a video), and only the
-    visual side gets gradients."""
+def _pipeline_batch(synth_data, tokenizer_dir):
+    """``(config, batch)``: the first REC image and the first video sample with dense targets of the
+    test's ST-Synth set, through the training data pipeline (collated, pointer targets precomputed)."""
     from llava_st.data.dataset import TrainCollator, build_mix_dataset
-    from llava_st.model import LlavaSTModel
     from llava_st.processor import LlavaSTProcessor
-    from llava_st.train.auxiliary import ATTRIBUTE, DenseTargetSource
+    from llava_st.train.auxiliary import DenseTargetSource
     from llava_st.train.build import _tokenizer, fit_config_to_tokenizer
-    from llava_st.train.step import training_loss
 
     config = tiny()
-    tok = _tokenizer(tiny_tokenizer_dir, config)
+    tok = _tokenizer(tokenizer_dir, config)
     config = fit_config_to_tokenizer(config, tok)
     dataset = build_mix_dataset(synth_data / "stage3.yaml", LlavaSTProcessor(tok, config), seed=0,
                                 targets=DenseTargetSource(config))
@@ -449,7 +445,19 @@ def test_a_tower_only_step_runs_no_llm_and_gives_the_full_forwards_tower_losses(
         encoded, target = dataset[i]
         if target is not None and encoded.modality not in first:
             first[encoded.modality] = (encoded, target)
-    batch = TrainCollator(dataset.processor)([first["image"], first["video"]])
+    return config, TrainCollator(dataset.processor)([first["image"], first["video"]])
+
+
+def test_a_tower_only_step_runs_no_llm_and_gives_the_full_forwards_tower_losses(one_thread, synth_data,
+                                                                                 tiny_tokenizer_dir):
+    """answers: 0 skips the LLM; its loss is the weighted attribute and box losses of the same
+    projected features a full forward captures (a batch of an image and a video), and only the
+    visual side gets gradients."""
+    from llava_st.model import LlavaSTModel
+    from llava_st.train.auxiliary import ATTRIBUTE
+    from llava_st.train.step import training_loss
+
+    config, batch = _pipeline_batch(synth_data, tiny_tokenizer_dir)
     torch.manual_seed(0)
     model = LlavaSTModel(config).train()
     model.vision_tower_grad = True
@@ -490,3 +498,36 @@ def test_a_tower_only_step_is_checked_against_what_it_cannot_train(tmp_path):
     assert load_recipe(tower).auxiliary.tower_only
     with pytest.raises(ConfigError, match=r"trainable names \['llm'\]"):
         load_recipe(tower, ["trainable.llm=true"])
+
+
+def test_the_attend_loss_is_the_models_own_attention_mass_on_the_target(one_thread, synth_data, tiny_tokenizer_dir):
+    """aux_attend equals minus the log of the attention mass that head ``attend_head`` of the last
+    layer puts on the pointer target's tokens, read from the eager attention's own weights, and
+    it trains the layers below through the model's own queries and keys."""
+    from llava_st.model import LlavaSTModel
+    from llava_st.train.auxiliary import ATTRIBUTE
+    from llava_st.train.step import training_loss
+
+    config, batch = _pipeline_batch(synth_data, tiny_tokenizer_dir)
+    torch.manual_seed(0)
+    model = LlavaSTModel(config, attn_implementation="eager").train()
+    setattr(model, ATTRIBUTE, AuxiliaryHeads(AuxiliaryConfig(attend=1.0, attend_head=1), config.text.hidden_size))
+    weights = []
+    hook = model.language_model.layers[-1].self_attn.register_forward_hook(lambda m, i, o: weights.append(o[1]))
+    out = training_loss(model, batch)
+    hook.remove()
+    probs = weights[0].detach()  # [B, H, L, L]
+    vis = visual_positions(batch["input_ids"], config.token_ids)
+    expected = []
+    for b, target in enumerate(batch["dense_targets"]):
+        positions, goal = target.pointer
+        where = vis[b].nonzero().flatten()
+        for p, row in zip(positions.tolist(), goal):
+            expected.append(-torch.log(probs[b, 1, p, where][row > 0].sum()))
+    assert len(expected) >= 2 and set(out.parts) == {"lm", "aux_attend"}
+    assert out.parts["aux_attend"] == pytest.approx(float(torch.stack(expected).mean()), rel=1e-4)
+    out.loss.backward()
+    assert model.language_model.layers[-1].self_attn.q_proj.weight.grad.abs().sum() > 0
+    assert model.language_model.layers[0].self_attn.k_proj.weight.grad.abs().sum() > 0
+    with pytest.raises(Exception, match="attend_head"):
+        AuxiliaryConfig(attend=1.0, attend_head=-1)

@@ -22,6 +22,13 @@ here, from :mod:`llava_st.synth.targets`, on top of the answer's loss:
   one frame's patches each, then its slow tokens).
   The pointer is read from an answer position, which has seen both the
   phrase and the pixels wherever the media sits;
+* **attend** (weight ``attend``): the same answer positions and targets as the
+  pointer's, but on the LLM's own attention: head ``attend_head`` of layer
+  ``attend_layer`` (default the last) is trained to put its attention mass on
+  the tokens the pointer target marks (minus the log of that mass; the
+  probabilities are recomputed from the layer's queries and keys, RoPE included).
+  The pointer head learns where to look beside the model; this makes the model
+  look there, so the coordinate it writes is read from the named object;
 * **referred** (weight ``referred``): the LLM's hidden state after
   ``pointer_layer`` at each visual position classifies (binary cross-entropy)
   how much of that token shows the object the question names (the referred
@@ -84,27 +91,32 @@ class AuxiliaryConfig:
     asked: float = 0.0
     words: float = 0.0
     answers: float = 1.0
+    attend: float = 0.0
     pointer_layer: int = -2
     pointer_dim: int = 64
+    attend_layer: int = -1
+    attend_head: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("attributes", "boxes", "pointer", "referred", "asked", "words", "answers"):
+        for name in ("attributes", "boxes", "pointer", "referred", "asked", "words", "answers", "attend"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or v < 0:
                 raise ConfigError(f"auxiliary.{name}: must be a weight >= 0, got {v!r}")
         if self.answers == 0:
-            llm_side = [n for n in ("pointer", "referred", "asked", "words") if getattr(self, n) > 0]
+            llm_side = [n for n in ("pointer", "referred", "asked", "words", "attend") if getattr(self, n) > 0]
             if llm_side:
                 raise ConfigError(f"auxiliary.answers: 0 runs no LLM, but {llm_side} need it")
             if self.attributes <= 0 and self.boxes <= 0:
                 raise ConfigError("auxiliary.answers: 0 leaves nothing to train on (attributes and boxes are off too)")
         if not isinstance(self.pointer_dim, int) or self.pointer_dim < 1:
             raise ConfigError(f"auxiliary.pointer_dim: must be a whole number >= 1, got {self.pointer_dim!r}")
+        if not isinstance(self.attend_head, int) or self.attend_head < 0:
+            raise ConfigError(f"auxiliary.attend_head: must be a head index >= 0, got {self.attend_head!r}")
 
     @property
     def enabled(self) -> bool:
         return self.answers != 1 or any(
-            getattr(self, n) > 0 for n in ("attributes", "boxes", "pointer", "referred", "asked", "words"))
+            getattr(self, n) > 0 for n in ("attributes", "boxes", "pointer", "referred", "asked", "words", "attend"))
 
     @property
     def tower_only(self) -> bool:
@@ -186,21 +198,32 @@ class AuxiliaryHeads(nn.Module):
 
 
 class Capture:
-    """Forward hooks that keep the projector's outputs (in call order) and one LLM layer's output."""
+    """Forward hooks that keep the projector's outputs (in call order), one LLM layer's output
+    and, with ``attend_layer``, the input of that layer's attention (normed states ``[B, L, D]``
+    and its RoPE ``(cos, sin)``), from which the attention probabilities can be recomputed."""
 
-    def __init__(self, model: nn.Module, layer: int):
+    def __init__(self, model: nn.Module, layer: int, attend_layer: int | None = None):
         layers = model.language_model.layers
-        if not -len(layers) <= layer < len(layers):
-            raise ConfigError(f"auxiliary.pointer_layer {layer} is outside the LLM's {len(layers)} layers")
+        for name, index in (("pointer_layer", layer), ("attend_layer", attend_layer)):
+            if index is not None and not -len(layers) <= index < len(layers):
+                raise ConfigError(f"auxiliary.{name} {index} is outside the LLM's {len(layers)} layers")
         self.projected: list[torch.Tensor] = []
         self.hidden: torch.Tensor | None = None
+        self.attention = layers[attend_layer].self_attn if attend_layer is not None else None
+        self.attention_input: tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]] | None = None
         self._handles = [
             model.projector.register_forward_hook(lambda m, i, o: self.projected.append(o)),
             layers[layer].register_forward_hook(self._keep_hidden),
         ]
+        if self.attention is not None:
+            self._handles.append(self.attention.register_forward_pre_hook(self._keep_attention_input, with_kwargs=True))
 
     def _keep_hidden(self, module, inputs, output) -> None:
         self.hidden = output[0] if isinstance(output, tuple) else output
+
+    def _keep_attention_input(self, module, args, kwargs) -> None:
+        states = args[0] if args else kwargs["hidden_states"]
+        self.attention_input = (states, kwargs["position_embeddings"])
 
     def remove(self) -> None:
         for h in self._handles:
@@ -345,6 +368,14 @@ def _tower_losses(heads, feats, targets, device) -> dict[str, torch.Tensor]:
     return out
 
 
+def _pointer_of(target: DenseTargets, b: int, batch, model) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample ``b``'s pointer positions and targets: precomputed by the data pipeline, or from the batch."""
+    if target.pointer is not None:
+        return target.pointer
+    return pointer_targets(target, batch["modalities"][b], batch["labels"][b].cpu(), batch["coord_values"][b].cpu(),
+                           model.config)
+
+
 def _pointer_loss(heads, hidden, vis, batch, targets, model) -> torch.Tensor | None:
     cfg, device = heads.config, hidden.device
     losses = []
@@ -353,8 +384,7 @@ def _pointer_loss(heads, hidden, vis, batch, targets, model) -> torch.Tensor | N
         mod = batch["modalities"][b]
         if t is None or mod is None:
             continue
-        pos, tgt = t.pointer if t.pointer is not None else pointer_targets(
-            t, mod, batch["labels"][b].cpu(), batch["coord_values"][b].cpu(), model.config)
+        pos, tgt = _pointer_of(t, b, batch, model)
         if not len(pos):
             continue
         keys = heads.key(hidden[b][vis[b]])  # [N, d]
@@ -363,6 +393,54 @@ def _pointer_loss(heads, hidden, vis, batch, targets, model) -> torch.Tensor | N
         queries = heads.query(hidden[b, pos.to(device)])  # [C, d]
         logp = (queries @ keys.T / cfg.pointer_dim**0.5).float().log_softmax(-1)  # [C, N]
         losses.append(-(tgt.to(device) * logp).sum(-1))  # [C]
+    return torch.cat(losses).mean() if losses else None
+
+
+def attention_rows(attention: nn.Module, states: torch.Tensor, rope, head: int, positions: torch.Tensor) -> torch.Tensor:
+    """One head's causal attention probabilities at some query positions of one sample: ``[C, L]``.
+
+    ``attention``: a transformers Qwen2 attention module; ``states`` ``[L, D]``: its input (the
+    layer's normed states); ``rope``: its ``(cos, sin)``, ``[L, head_dim]`` each; ``positions``
+    ``[C]``. Key ``j`` gets probability 0 beyond query ``p`` (what the model's causal mask does;
+    right padding lies beyond every query).
+    """
+    from transformers.models.qwen2.modeling_qwen2 import apply_rotary_pos_emb
+
+    d = attention.head_dim
+    heads = attention.q_proj.out_features // d
+    if not 0 <= head < heads:
+        raise ConfigError(f"auxiliary.attend_head {head} is outside the layer's {heads} heads")
+    kv = head // attention.num_key_value_groups
+    cos, sin = rope
+    q = attention.q_proj(states[positions])[:, head * d : (head + 1) * d]  # [C, d]
+    k = attention.k_proj(states)[:, kv * d : (kv + 1) * d]  # [L, d]
+    # transformers' RoPE on [batch 1, heads 1, positions, d] with cos/sin [1, positions, d]
+    q = apply_rotary_pos_emb(q[None, None], q[None, None], cos[positions][None], sin[positions][None])[0][0, 0]
+    k = apply_rotary_pos_emb(k[None, None], k[None, None], cos[None], sin[None])[1][0, 0]
+    scores = (q @ k.T).float() * attention.scaling  # [C, L]
+    future = torch.arange(states.shape[0], device=states.device)[None, :] > positions[:, None]
+    return scores.masked_fill(future, float("-inf")).softmax(-1)
+
+
+def _attend_loss(heads, capture, vis, batch, targets, model) -> torch.Tensor | None:
+    """Minus the log of the attention mass head ``attend_head`` puts on each pointer target's tokens."""
+    cfg = heads.config
+    states, (cos, sin) = capture.attention_input
+    losses = []
+    for b in range(states.shape[0]):
+        t = targets[b] if b < len(targets) else None
+        if t is None or batch["modalities"][b] is None:
+            continue
+        pos, tgt = _pointer_of(t, b, batch, model)
+        if not len(pos):
+            continue
+        where = vis[b].nonzero().flatten()  # [N] sequence positions of the visual tokens
+        if where.shape[0] != tgt.shape[1]:
+            raise RuntimeError(f"sample {b}: {where.shape[0]} visual positions, pointer targets have {tgt.shape[1]}")
+        pos = pos.to(states.device)
+        probs = attention_rows(capture.attention, states[b], (cos[b], sin[b]), cfg.attend_head, pos)  # [C, L]
+        mass = (probs[:, where] * (tgt.to(states.device) > 0)).sum(-1)  # [C]
+        losses.append(-mass.clamp_min(1e-8).log())
     return torch.cat(losses).mean() if losses else None
 
 
@@ -423,10 +501,15 @@ def auxiliary_loss(
                 losses["aux_pointer"] = pointer
         if cfg.referred > 0 or cfg.asked > 0:
             losses.update(_visual_losses(heads, hidden, vis, batch, targets, model))
+    if cfg.attend > 0 and capture.attention_input is not None:
+        vis = visual_positions(batch["input_ids"], model.config.token_ids).to(capture.attention_input[0].device)
+        attend = _attend_loss(heads, capture, vis, batch, targets, model)
+        if attend is not None:
+            losses["aux_attend"] = attend
     if cfg.words > 0 and len(heads.word_classes):
         losses["aux_words"] = _words_loss(heads, model)
     weights = {"aux_attributes": cfg.attributes, "aux_boxes": cfg.boxes, "aux_pointer": cfg.pointer,
-               "aux_referred": cfg.referred, "aux_asked": cfg.asked, "aux_words": cfg.words}
+               "aux_referred": cfg.referred, "aux_asked": cfg.asked, "aux_words": cfg.words, "aux_attend": cfg.attend}
     total = sum((weights[name] * loss for name, loss in losses.items()), torch.zeros((), device=device))
     parts = {name: float(loss.detach()) for name, loss in losses.items()}
     # heads whose loss this batch has no target for still take part (with zero weight), so

@@ -78,7 +78,7 @@ def training_loss(model: nn.Module, batch: Mapping[str, Any]) -> LossOutput:
             raise ConfigError("auxiliary.answers is 0 (a tower-only step) but the batch has no dense targets")
         out = model(**inputs, return_logits=False)
         return LossOutput(loss=out.loss, num_tokens=count)
-    capture = Capture(base, heads.config.pointer_layer)
+    capture = Capture(base, heads.config.pointer_layer, heads.config.attend_layer if heads.config.attend > 0 else None)
     try:
         if heads.config.tower_only:
             model(**inputs, media_only=True)  # tower and projector only; the capture keeps their outputs
