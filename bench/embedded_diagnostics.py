@@ -66,6 +66,7 @@ def rec_answers(run: Path) -> dict:
         if len(named) != 1:
             raise SystemExit(f"image {image['file_name']}: {len(named)} objects have the phrase {image['caption']!r}")
         counts["samples"] += 1
+        counts["inverse_objects"] += 1 / len(scene["objects"])
         if not pred.get("parsed"):
             continue
         w, h = scene["width"], scene["height"]
@@ -79,7 +80,6 @@ def rec_answers(run: Path) -> dict:
         counts["in_some_object"] += any(inside)
         counts["hit_named"] += _iou(box, target) >= 0.5
         counts["hit_some_object"] += max(_iou(box, b) for b in boxes) >= 0.5
-        counts["inverse_objects"] += 1 / len(boxes)
         if in_named:
             precise.append(_iou(box, target) >= 0.5)
     n = counts["samples"]

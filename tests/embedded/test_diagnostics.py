@@ -1,0 +1,77 @@
+"""bench/embedded_diagnostics.py's REC answer analysis on a hand-made run folder whose answers
+land on the named object, on another object and on the background."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "embedded_diagnostics.py"
+
+
+@pytest.fixture(scope="module")
+def diagnostics():
+    spec = importlib.util.spec_from_file_location("embedded_diagnostics", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _object(phrase: str, box: list[int]) -> dict:
+    return {"phrase": phrase, "boxes_xyxy": [box]}
+
+
+def _run(tmp_path: Path, answers: list[list[float] | None]) -> Path:
+    """Image 0: a red square (named) at the left, a blue circle at the right; image 1: three objects,
+    the named green star at the top left. ``answers``: boxes in [0, 1] (None: unreadable)."""
+    scenes = [
+        {"media": "images/0.png", "width": 100, "height": 100,
+         "objects": [_object("the red square", [0, 0, 40, 40]), _object("the blue circle", [60, 60, 100, 100])]},
+        {"media": "images/1.png", "width": 100, "height": 100,
+         "objects": [_object("the green star", [0, 0, 20, 20]), _object("the star", [50, 0, 70, 20]),
+                     _object("the ring", [0, 50, 20, 70])]},
+    ]
+    images = [{"id": 0, "file_name": "images/0.png", "caption": "the red square"},
+              {"id": 1, "file_name": "images/1.png", "caption": "the green star"}]
+    data = tmp_path / "eval-data"
+    (data / "eval").mkdir(parents=True)
+    (data / "ground_truth").mkdir()
+    (data / "eval" / "refcoco_style_rec.json").write_text(json.dumps({"images": images, "annotations": []}))
+    (data / "ground_truth" / "images.jsonl").write_text("".join(json.dumps(s) + "\n" for s in scenes))
+    preds = tmp_path / "eval" / "synth-rec"
+    preds.mkdir(parents=True)
+    lines = [{"id": i % 2, "parsed": {"box": box} if box else None} for i, box in enumerate(answers)]
+    (preds / "predictions.jsonl").write_text("".join(json.dumps(p) + "\n" for p in lines))
+    return tmp_path
+
+
+def test_answers_are_split_into_named_other_object_and_background(diagnostics, tmp_path):
+    run = _run(tmp_path, [
+        [0.0, 0.0, 0.4, 0.4],    # image 0: exactly the named square (IoU 1)
+        [0.5, 0.0, 0.7, 0.2],    # image 1: exactly the other star (centre in it, not in the named one)
+        [0.4, 0.4, 0.6, 0.6],    # image 0: the background between the two objects
+        [0.0, 0.0, 0.1, 0.1],    # image 1: a quarter of the named star (centre inside, IoU 0.25)
+        None,                    # image 0: unreadable
+    ])
+    got = diagnostics.rec_answers(run)
+    assert got["samples"] == 5
+    assert got["centre_in_named"] == pytest.approx(2 / 5)
+    assert got["centre_in_some_object"] == pytest.approx(3 / 5)
+    # picking one of the image's objects at random: 3/5 inside some object times the mean of 1/objects
+    assert got["named_if_random_object"] == pytest.approx(3 / 5 * (1 / 2 + 1 / 3 + 1 / 2 + 1 / 3 + 1 / 2) / 5)
+    assert got["acc50_named"] == pytest.approx(1 / 5)
+    assert got["acc50_some_object"] == pytest.approx(2 / 5)
+    assert got["acc50_when_centre_in_named"] == pytest.approx(1 / 2)
+
+
+def test_an_ambiguous_phrase_is_an_error(diagnostics, tmp_path):
+    run = _run(tmp_path, [[0.0, 0.0, 0.4, 0.4]])
+    path = run / "eval-data" / "ground_truth" / "images.jsonl"
+    scenes = [json.loads(line) for line in path.read_text().splitlines()]
+    scenes[0]["objects"][1]["phrase"] = "the red square"
+    path.write_text("".join(json.dumps(s) + "\n" for s in scenes))
+    with pytest.raises(SystemExit, match="2 objects have the phrase"):
+        diagnostics.rec_answers(run)
