@@ -10,6 +10,11 @@ coordinate-aware cross-entropy over the batch's supervised tokens (SPEC
 §2.11): the full ``[B, L, V + K]`` logits are never built, only the rows at
 supervised positions.
 
+With stage 0's auxiliary heads on the model, their weighted losses are added
+(and the answers' loss is weighted by ``auxiliary.answers``); at ``answers: 0``
+only the visual side runs (``model(..., media_only=True)``) and the loss is the
+heads' alone.
+
 The model must already be in training mode (``model.train()``): NTP
 (SPEC §2.12) follows the mode unless ``model.use_ntp`` says otherwise (see
 :func:`set_ntp`).
