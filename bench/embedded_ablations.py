@@ -21,6 +21,8 @@ initialisation (sine/cosine coordinate tables included):
 * ``tower-step``: the plan with the optional tower step (``stage0-tower``: the tower alone on
   its per-patch targets, no LLM) before it, at the same scale: extra steps, but cheap ones
   (its minutes are in the row);
+* ``tower-frozen``: the tower step, then the tower frozen in the one-object step too (the
+  one-object step would otherwise retrain it with a fresh attribute head beside the answers);
 * ``attend``: the plan with the ``attend`` loss on (the last layer's head 0 trained to attend
   where the pointer target says, at the positions that write a coordinate), both steps;
 * ``tower-attend``: both of the last two;
@@ -106,6 +108,7 @@ def variants(scale: float, out: Path, recipes: Path) -> dict[str, tuple[tuple[st
             *[f"{s}:schedule.max_steps={n}" for s, n in shares.items()]]),
         "no-aux": (STAGE0, [f"{s}:auxiliary.{k}=0" for s in STAGE0 for k in AUX]),
         "tower-step": (("stage0-tower", *STAGE0), []),
+        "tower-frozen": (("stage0-tower", *STAGE0), ["stage0-single:trainable.vision_tower=false"]),
         "attend": (STAGE0, [f"{s}:auxiliary.attend=1" for s in STAGE0]),
         "tower-attend": (("stage0-tower", *STAGE0), [f"{s}:auxiliary.attend=1" for s in STAGE0]),
         "ours-seed1": (STAGE0, [f"{s}:seed=1" for s in STAGE0]),
@@ -160,6 +163,7 @@ def main() -> int:
             "stages": list(stages),
             "overrides": overrides,
             "steps": {s: json.loads((out / "done" / f"{s}.json").read_text()).get("steps") for s in stages},
+            "stage_s": {s: json.loads((out / "done" / f"{s}.json").read_text())["seconds"] for s in stages},
             "train_s": train_s,
             "wall_s": round(time.perf_counter() - t0, 1),
             "metrics": {b: reports[b]["metrics"][m] for b, (m, _) in HEADLINE.items()},

@@ -67,10 +67,11 @@ def rec_answers(run: Path) -> dict:
             raise SystemExit(f"image {image['file_name']}: {len(named)} objects have the phrase {image['caption']!r}")
         counts["samples"] += 1
         counts["inverse_objects"] += 1 / len(scene["objects"])
-        if not pred.get("parsed"):
+        parsed = pred.get("parsed") if pred.get("readable", True) else None
+        if not parsed or "box" not in parsed:  # unreadable (the scorer's parse failure record has no box)
             continue
         w, h = scene["width"], scene["height"]
-        box = [v * s for v, s in zip(pred["parsed"]["box"], (w, h, w, h))]
+        box = [v * s for v, s in zip(parsed["box"], (w, h, w, h))]
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         boxes = [o["boxes_xyxy"][0] for o in scene["objects"]]
         inside = [b[0] <= cx <= b[2] and b[1] <= cy <= b[3] for b in boxes]

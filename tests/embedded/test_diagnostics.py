@@ -56,6 +56,11 @@ def test_answers_are_split_into_named_other_object_and_background(diagnostics, t
         [0.0, 0.0, 0.1, 0.1],    # image 1: a quarter of the named star (centre inside, IoU 0.25)
         None,                    # image 0: unreadable
     ])
+    # the scorer writes a parse failure as a record without a box
+    path = run / "eval" / "synth-rec" / "predictions.jsonl"
+    lines = path.read_text().splitlines()
+    lines[-1] = json.dumps({"id": 0, "readable": False, "parsed": {"type": "ParseFailure", "reason": "ends before"}})
+    path.write_text("\n".join(lines) + "\n")
     got = diagnostics.rec_answers(run)
     assert got["samples"] == 5
     assert got["centre_in_named"] == pytest.approx(2 / 5)
