@@ -124,7 +124,7 @@ def tower_and_pointer(checkpoint: Path, data: Path, samples: int) -> tuple[dict,
         finally:
             capture.remove()
         feats = per_sample_features(capture.projected, batch["pixel_values"], batch["modalities"])
-        visual = visual_positions(batch["input_ids"], model.config.token_ids)
+        visual = visual_positions(batch["input_ids"], model.config)
         for b, target in enumerate(batch["dense_targets"]):
             scores = heads.attributes(feats[b].reshape(-1, feats[b].shape[-1])).split(heads.classes, dim=-1)
             for c, name in enumerate(ATTRIBUTES):

@@ -184,7 +184,7 @@ def test_auxiliary_loss_on_a_real_batch_reaches_tower_and_llm(one_thread):
     targets = [dense_targets(scene, {"object": 0}, config.vision.grid_size)]  # the square (the circle is hidden on frame 0)
     batch = {"input_ids": input_ids, "labels": labels, "coord_values": values,
              "pixel_values": [torch.randn(1, 3, 96, 96)], "modalities": ["image"]}
-    assert int(visual_positions(input_ids, ids).sum()) == n
+    assert int(visual_positions(input_ids, config).sum()) == n
     capture = Capture(model, heads.config.pointer_layer)
     out = model(**batch, return_logits=False)
     aux, parts = auxiliary_loss(heads, capture, batch, targets, model)
@@ -517,7 +517,7 @@ def test_the_attend_loss_is_the_models_own_attention_mass_on_the_target(one_thre
     out = training_loss(model, batch)
     hook.remove()
     probs = weights[0].detach()  # [B, H, L, L]
-    vis = visual_positions(batch["input_ids"], config.token_ids)
+    vis = visual_positions(batch["input_ids"], config)
     expected = []
     for b, target in enumerate(batch["dense_targets"]):
         positions, goal = target.pointer
@@ -531,3 +531,28 @@ def test_the_attend_loss_is_the_models_own_attention_mass_on_the_target(one_thre
     assert model.language_model.layers[0].self_attn.k_proj.weight.grad.abs().sum() > 0
     with pytest.raises(Exception, match="attend_head"):
         AuxiliaryConfig(attend=1.0, attend_head=-1)
+
+
+def test_without_the_fast_stream_the_losses_see_only_the_written_positions(one_thread, synth_data, tiny_tokenizer_dir):
+    """The release's layout keeps the fast run's slots as token embeddings: the visual positions the
+    pointer reads are then the image and slow runs only, as many as the pooled targets have."""
+    from llava_st.model import LlavaSTModel
+    from llava_st.train.auxiliary import ATTRIBUTE
+    from llava_st.train.step import training_loss
+
+    config, batch = _pipeline_batch(synth_data, tiny_tokenizer_dir)
+    slow_only = replace(config, inject_fast_stream=False)
+    frames = int(batch["pixel_values"][1].shape[0])
+    assert int(visual_positions(batch["input_ids"], config)[1].sum()) == (
+        config.video_fast_token_count(frames) + config.video_slow_token_count(frames))
+    vis = visual_positions(batch["input_ids"], slow_only)
+    pooled = frame_token_maps(batch["dense_targets"][1].referred, "video", slow_only).shape[1]
+    assert int(vis[1].sum()) == config.video_slow_token_count(frames) == pooled
+    torch.manual_seed(0)
+    model = LlavaSTModel(slow_only).train()
+    setattr(model, ATTRIBUTE, AuxiliaryHeads(AuxiliaryConfig(pointer=1.0, attend=1.0), slow_only.text.hidden_size))
+    # the pipeline computed the pointer targets for the fast-stream config: recompute them for this one
+    for t in batch["dense_targets"]:
+        t.pointer = None
+    parts = training_loss(model, batch).parts
+    assert {"aux_pointer", "aux_attend"} <= set(parts)

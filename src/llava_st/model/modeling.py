@@ -65,6 +65,17 @@ class LlavaSTOutput:
     visual_features: list | None = None
 
 
+def written_positions(input_ids: torch.Tensor, config: LlavaSTConfig) -> torch.Tensor:
+    """``[B, L]`` bool: the positions :meth:`LlavaSTModel.embed_inputs` overwrites with visual
+    features: image runs, slow-stream runs and, when ``config.inject_fast_stream``, fast-stream
+    runs (the release's layout keeps the fast run's slots as plain token embeddings)."""
+    ids = config.token_ids
+    mask = _runs(input_ids, ids.im_start, ids.im_end) | _runs(input_ids, ids.slow_vid_start, ids.slow_vid_end)
+    if config.inject_fast_stream:
+        mask = mask | _runs(input_ids, ids.vid_start, ids.vid_end)
+    return mask
+
+
 def _runs(ids: torch.Tensor, start: int, end: int) -> torch.Tensor:
     """Positions inside ``start ... end`` runs, markers included: ``[B, L]`` bool.
 
@@ -308,12 +319,10 @@ class LlavaSTModel(nn.Module):
         self._check_media(pixel_values, modalities)
         embeds = self.embed_tokens(input_ids)
 
-        runs = self._check_runs(input_ids, pixel_values, modalities)
+        self._check_runs(input_ids, pixel_values, modalities)
         feats = [f for f in self._visual_features(pixel_values, modalities) if f is not None]
         if feats:
-            mask = runs["image"] | runs["slow"]
-            if self.config.inject_fast_stream:
-                mask = mask | runs["fast"]
+            mask = written_positions(input_ids, self.config)
             rows = torch.cat(feats).to(embeds.dtype)
             embeds = embeds.masked_scatter(mask.unsqueeze(-1), rows)
 

@@ -336,11 +336,13 @@ def pointer_targets(
     return torch.tensor(positions), torch.stack(rows)
 
 
-def visual_positions(input_ids: torch.Tensor, ids) -> torch.Tensor:
-    """``[B, L]`` bool: the positions the visual features overwrite (image and video runs)."""
-    marks = (ids.im_start, ids.im_patch, ids.im_end, ids.vid_start, ids.vid_patch, ids.vid_end,
-             ids.slow_vid_start, ids.slow_vid_end)
-    return torch.isin(input_ids, torch.tensor(marks, device=input_ids.device))
+def visual_positions(input_ids: torch.Tensor, config) -> torch.Tensor:
+    """``[B, L]`` bool: the positions the visual features overwrite (the model's
+    :func:`~llava_st.model.modeling.written_positions`: the fast-stream run only when the
+    config injects it), in the order :func:`frame_token_maps` pools onto."""
+    from ..model.modeling import written_positions
+
+    return written_positions(input_ids, config)
 
 
 def _attribute_loss(heads: AuxiliaryHeads, scores: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
@@ -494,7 +496,7 @@ def auxiliary_loss(
     losses = _tower_losses(heads, feats, targets, device)
     hidden = capture.hidden
     if hidden is not None and (cfg.pointer > 0 or cfg.referred > 0 or cfg.asked > 0):
-        vis = visual_positions(batch["input_ids"], model.config.token_ids).to(hidden.device)
+        vis = visual_positions(batch["input_ids"], model.config).to(hidden.device)
         if cfg.pointer > 0:
             pointer = _pointer_loss(heads, hidden, vis, batch, targets, model)
             if pointer is not None:
@@ -502,7 +504,7 @@ def auxiliary_loss(
         if cfg.referred > 0 or cfg.asked > 0:
             losses.update(_visual_losses(heads, hidden, vis, batch, targets, model))
     if cfg.attend > 0 and capture.attention_input is not None:
-        vis = visual_positions(batch["input_ids"], model.config.token_ids).to(capture.attention_input[0].device)
+        vis = visual_positions(batch["input_ids"], model.config).to(capture.attention_input[0].device)
         attend = _attend_loss(heads, capture, vis, batch, targets, model)
         if attend is not None:
             losses["aux_attend"] = attend
