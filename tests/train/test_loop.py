@@ -480,6 +480,16 @@ def test_a_checkpoint_loads_as_the_model_it_held(stage2_reference, synth_data, t
     assert not model.training
     assert answer_loss(model, processor, held_out).loss == pytest.approx(final, rel=1e-4)
     assert answer_loss(*load_checkpoint_model(saved[6]), held_out).loss != pytest.approx(final, rel=1e-4)
+    copy = tmp_path / "run" / "step-8"
+    shutil.copytree(saved[8], copy)
     with pytest.raises(CheckpointError, match="recipe.yaml"):
-        shutil.copytree(saved[8], tmp_path / "run" / "step-8")
-        load_checkpoint_model(tmp_path / "run" / "step-8")
+        load_checkpoint_model(copy)
+    # a checkpoint without one of the trainable tensors is refused, not half loaded
+    from safetensors.torch import load_file, save_file
+
+    shutil.copy(reference.run_dir / "recipe.yaml", copy.parent / "recipe.yaml")
+    weights = load_file(str(copy / "trainable.safetensors"))
+    dropped = sorted(weights)[0]
+    save_file({k: v for k, v in weights.items() if k != dropped}, str(copy / "trainable.safetensors"))
+    with pytest.raises(CheckpointError, match="trainable tensors the checkpoint lacks"):
+        load_checkpoint_model(copy)

@@ -294,8 +294,8 @@ def load_checkpoint_model(folder: str | Path):
         ``(model, processor)``.
 
     Raises:
-        CheckpointError: no checkpoint or recipe there, or tensors the rebuilt model does not
-            have or holds in another shape.
+        CheckpointError: no checkpoint or recipe there, or tensors that do not match the
+            rebuilt model's trainable ones (names or shapes).
     """
     from safetensors.torch import load_file
 
@@ -311,10 +311,12 @@ def load_checkpoint_model(folder: str | Path):
     weights = load_file(str(folder / TRAINABLE))
     params = dict(built.model.named_parameters())
     unknown = sorted(set(weights) - set(params))
+    absent = sorted(n for n, p in params.items() if p.requires_grad and n not in weights)
     shapes = sorted(n for n in set(weights) & set(params) if tuple(weights[n].shape) != tuple(params[n].shape))
-    if unknown or shapes:
-        raise CheckpointError(f"checkpoint {folder} does not fit the model its recipe builds: tensors it lacks "
-                              f"{unknown[:5]}, other shapes {shapes[:5]}")
+    if unknown or absent or shapes:
+        raise CheckpointError(f"checkpoint {folder} does not fit the model its recipe builds: tensors the model "
+                              f"lacks {unknown[:5]}, trainable tensors the checkpoint lacks {absent[:5]}, "
+                              f"other shapes {shapes[:5]}")
     with torch.no_grad():
         for name, tensor in weights.items():
             params[name].copy_(tensor)
