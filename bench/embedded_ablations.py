@@ -58,25 +58,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _machine import RESULTS, machine  # noqa: E402
 
-from llava_st.embedded.reproduce import HEADLINE, STAGES, BuildSettings, build, evaluate  # noqa: E402
+from llava_st.embedded.reproduce import HEADLINE, STAGES, BuildSettings, build, evaluate, held_out_losses  # noqa: E402
 from llava_st.model import LlavaSTModel  # noqa: E402
 from llava_st.processor import LlavaSTProcessor  # noqa: E402
-from llava_st.train.validation import answer_loss  # noqa: E402
 from llava_st.train.recipe import load_recipe  # noqa: E402
 
 STAGE0 = ("stage0-single", "stage0")
 AUX = ("attributes", "boxes", "pointer", "referred")
 SHARED_STEPS = ("data", "data-single", "eval-data", "tokenizer")
-#: held-out answer-loss files (under the evaluation data's ``test/``), one per headline benchmark
-LOSS_TASKS = {"synth-rec": "rec", "synth-tvg": "tvg", "synth-stvg": "stvg", "synth-svg": "svg"}
-
-
-def held_out_losses(model_dir: Path, data: Path) -> dict[str, dict]:
-    """Per headline benchmark, the answer loss of the model on the held-out file of its task."""
+def scored_losses(model_dir: Path, data: Path) -> dict[str, dict]:
+    """Per headline benchmark, the held-out answer loss of the model in ``model_dir`` on its whole task file."""
     model = LlavaSTModel.from_pretrained(model_dir)
-    processor = LlavaSTProcessor.from_pretrained(model_dir)
-    return {b: answer_loss(model, processor, data / "test" / f"{task}.json", data).to_dict()
-            for b, task in LOSS_TASKS.items()}
+    losses = held_out_losses(model, LlavaSTProcessor.from_pretrained(model_dir), data)
+    return {b: loss.to_dict() for b, loss in losses.items()}
 
 
 def _steps(stage: str, scale: float, recipes: Path) -> int:
@@ -158,7 +152,7 @@ def main() -> int:
         model = build(settings)
         train_s = sum(json.loads((out / "done" / f"{s}.json").read_text())["seconds"] for s in stages)
         reports = evaluate(model, out / "eval-data", out / "eval", limit=args.limit)
-        losses = held_out_losses(model, out / "eval-data")
+        losses = scored_losses(model, out / "eval-data")
         rows[name] = {
             "stages": list(stages),
             "overrides": overrides,

@@ -28,9 +28,6 @@ from _machine import RESULTS  # noqa: E402
 
 from llava_st.embedded.reproduce import HEADLINE, STAGES  # noqa: E402
 
-#: the held-out training-format file of each headline benchmark's task (under the evaluation data's test/)
-LOSS_TASKS = {"synth-rec": "rec", "synth-tvg": "tvg", "synth-stvg": "stvg", "synth-svg": "svg"}
-
 
 def _records(path: Path) -> list[dict]:
     if not path.is_file():
@@ -58,10 +55,9 @@ def training_minutes(records: list[dict]) -> dict[int, float]:
 
 def coordinate_losses(model, processor, data: Path, limit: int) -> dict[str, float]:
     """Per headline benchmark, the held-out answer loss on the coordinate tokens of its task."""
-    from llava_st.train.validation import answer_loss
+    from llava_st.embedded.reproduce import held_out_losses
 
-    return {b: answer_loss(model, processor, data / "test" / f"{t}.json", data, limit=limit).coord_loss
-            for b, t in LOSS_TASKS.items()}
+    return {b: loss.coord_loss for b, loss in held_out_losses(model, processor, data, limit).items()}
 
 
 def loss_points(run: Path, limit: int) -> list[dict]:

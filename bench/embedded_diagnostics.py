@@ -98,9 +98,7 @@ def rec_answers(run: Path) -> dict:
 @torch.no_grad()
 def tower_and_pointer(checkpoint: Path, data: Path, samples: int) -> tuple[dict, dict]:
     """Per-patch attribute accuracy and pointer mass on the first ``samples`` held-out REC samples."""
-    from llava_st.data.dataset import SFTDataset, TrainCollator
-    from llava_st.data.formats.release_sft import read_release_sft
-    from llava_st.data.mix import MixEntry, Strategy
+    from llava_st.data.dataset import TrainCollator, file_dataset
     from llava_st.train.auxiliary import ATTRIBUTE, Capture, DenseTargetSource, per_sample_features, visual_positions
     from llava_st.train.checkpoint import load_checkpoint_model
 
@@ -108,10 +106,8 @@ def tower_and_pointer(checkpoint: Path, data: Path, samples: int) -> tuple[dict,
     heads = getattr(model, ATTRIBUTE, None)
     if heads is None:
         raise SystemExit(f"{checkpoint}: its recipe has no auxiliary heads (not a stage-0 checkpoint)")
-    path = data / "test" / "rec.json"
-    items = [(0, s) for s in read_release_sft(path)[:samples]]
-    dataset = SFTDataset([MixEntry(path, data, "rec", Strategy("all"))], items, processor,
-                         processor.config.num_frames, targets=DenseTargetSource(model.config))
+    dataset = file_dataset(data / "test" / "rec.json", data, processor, limit=samples,
+                           targets=DenseTargetSource(model.config))
     collate = TrainCollator(processor)
     right, total, classes = Counter(), Counter(), {a: Counter() for a in ATTRIBUTES}
     named_mass, object_mass, rows = 0.0, 0.0, 0

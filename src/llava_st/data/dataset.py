@@ -45,7 +45,7 @@ import torch
 from ..errors import DataError, LlavaSTError
 from .formats._io import AnnotationError, is_jsonl, iter_jsonl, load_json_list
 from .formats.release_sft import SFTSample, parse_sft_sample, read_release_sft
-from .mix import MixEntry, read_mix, select_entry
+from .mix import MixEntry, Strategy, read_mix, select_entry
 
 #: The ``meta`` key in which a video sample states how many frames it was annotated for.
 FRAMES_KEY = "sample_frames"
@@ -230,6 +230,29 @@ def build_mix_dataset(
     return SFTDataset(entries, items, processor, frames, skip_bad, read_skips, counts=counts, targets=targets)
 
 
+def file_dataset(
+    json_path: str | Path,
+    data_folder: str | Path,
+    processor,
+    *,
+    limit: int | None = None,
+    targets: Any = None,
+) -> SFTDataset:
+    """An :class:`SFTDataset` over the first ``limit`` samples (default all) of one training-format
+    file whose media paths start at ``data_folder`` (for scoring held-out files; a training run
+    reads a mix with :func:`build_mix_dataset`).
+
+    Raises:
+        DataError: a malformed file, or one with no sample.
+    """
+    json_path = Path(json_path)
+    samples = read_release_sft(json_path)[:limit]
+    if not samples:
+        raise DataError(f"{json_path}: no samples")
+    entry = MixEntry(json_path, Path(data_folder), json_path.stem, Strategy("all"))
+    return SFTDataset([entry], [(0, s) for s in samples], processor, int(processor.config.num_frames), targets=targets)
+
+
 def worker_context(method: str = "forkserver"):
     """The multiprocessing context DataLoader workers start with.
 
@@ -386,5 +409,6 @@ __all__ = [
     "SkippedSample",
     "TrainCollator",
     "build_mix_dataset",
+    "file_dataset",
     "worker_context",
 ]

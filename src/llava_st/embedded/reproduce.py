@@ -324,6 +324,18 @@ HEADLINE = {"synth-rec": ("Acc@0.5", 80.0), "synth-tvg": ("R@0.5", 70.0), "synth
             "synth-svg": ("m_sIoU", 45.0)}
 
 
+def held_out_losses(model, processor, data: Path, limit: int | None = None) -> dict:
+    """Per benchmark of :data:`EVAL_BENCHMARKS`, the held-out answer loss
+    (:func:`llava_st.train.validation.answer_loss`) of ``model`` on the training-format file of
+    its task in the ST-Synth folder ``data`` (``test/<task>.json``, the samples the benchmark
+    scores), the first ``limit`` samples of it (default all)."""
+    from ..train.validation import answer_loss
+
+    return {bench: answer_loss(model, processor, data / "test" / f"{bench.removeprefix('synth-')}.json", data,
+                               limit=limit)
+            for bench in EVAL_BENCHMARKS}
+
+
 def evaluate_constants(train: Path, data: Path, out: Path) -> dict:
     """The best constant answers (:mod:`llava_st.embedded.baselines`) fitted on ``train`` and scored
     like the model on ``data``; reports in ``<out>/constant-<bench>``."""

@@ -420,14 +420,27 @@ class LlavaSTModel(nn.Module):
         hidden = out.last_hidden_state  # [B, L, D]
         result = LlavaSTOutput(hidden_states=hidden, cache=out.cache if use_cache else None)
         if labels is not None:
-            labels = labels.to(self.device)
-            coord_values = None if coord_values is None else coord_values.to(self.device)
-            rows, target_ids, target_w = build_targets(labels, coord_values, self.token_ids, self.config.coords.bins)
-            sup_logits = self.extended_logits(hidden[rows[:, 0], rows[:, 1]])  # [N, V + K]
+            _, sup_logits, target_ids, target_w = self.supervised_logits(hidden, labels, coord_values)
             result.loss = coordinate_loss(sup_logits, target_ids, target_w)
         if return_logits:
             result.logits = self.extended_logits(hidden)
         return result
+
+    def supervised_logits(
+        self, hidden: torch.Tensor, labels: torch.Tensor, coord_values: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The head at the supervised positions only, with their sparse targets (SPEC §2.11).
+
+        ``hidden`` ``[B, L, D]`` (the last layer's states), ``labels`` ``[B, L]``,
+        ``coord_values`` ``[B, L]`` (see :func:`~llava_st.model.loss.build_targets`). Returns
+        ``rows`` ``[N, 2]`` (batch index, position predicting the label), ``logits``
+        ``[N, V + K]``, ``target_ids`` and ``target_weights`` ``[N, 2]``: the loss of the
+        forward is their mean soft-target cross-entropy.
+        """
+        labels = labels.to(self.device)
+        coord_values = None if coord_values is None else coord_values.to(self.device)
+        rows, target_ids, target_w = build_targets(labels, coord_values, self.token_ids, self.config.coords.bins)
+        return rows, self.extended_logits(hidden[rows[:, 0], rows[:, 1]]), target_ids, target_w
 
     # ------------------------------------------------------------ generation
     @torch.no_grad()

@@ -495,16 +495,18 @@ def auxiliary_loss(
     feats = per_sample_features(capture.projected, batch["pixel_values"], batch["modalities"])
     losses = _tower_losses(heads, feats, targets, device)
     hidden = capture.hidden
-    if hidden is not None and (cfg.pointer > 0 or cfg.referred > 0 or cfg.asked > 0):
-        vis = visual_positions(batch["input_ids"], model.config).to(hidden.device)
+    reads_hidden = hidden is not None and (cfg.pointer > 0 or cfg.referred > 0 or cfg.asked > 0)
+    attends = cfg.attend > 0 and capture.attention_input is not None
+    if reads_hidden or attends:
+        vis = visual_positions(batch["input_ids"], model.config).to(device)
+    if reads_hidden:
         if cfg.pointer > 0:
             pointer = _pointer_loss(heads, hidden, vis, batch, targets, model)
             if pointer is not None:
                 losses["aux_pointer"] = pointer
         if cfg.referred > 0 or cfg.asked > 0:
             losses.update(_visual_losses(heads, hidden, vis, batch, targets, model))
-    if cfg.attend > 0 and capture.attention_input is not None:
-        vis = visual_positions(batch["input_ids"], model.config).to(capture.attention_input[0].device)
+    if attends:
         attend = _attend_loss(heads, capture, vis, batch, targets, model)
         if attend is not None:
             losses["aux_attend"] = attend

@@ -23,11 +23,9 @@ from pathlib import Path
 
 import torch
 
-from ..data.dataset import SFTDataset, TrainCollator
-from ..data.formats.release_sft import read_release_sft
-from ..data.mix import MixEntry, Strategy
+from ..data.dataset import TrainCollator, file_dataset
 from ..errors import DataError
-from ..model.loss import build_targets, soft_target_cross_entropy
+from ..model.loss import soft_target_cross_entropy
 from .engine import to_device
 
 
@@ -79,11 +77,7 @@ def answer_loss(
         raise ValueError(f"limit must be >= 1, got {limit}")
     json_path = Path(json_path)
     folder = Path(data_folder) if data_folder is not None else json_path.resolve().parent.parent
-    samples = read_release_sft(json_path)[:limit]
-    if not samples:
-        raise DataError(f"{json_path}: no samples to score")
-    entry = MixEntry(json_path, folder, json_path.stem, Strategy("all"))
-    dataset = SFTDataset([entry], [(0, s) for s in samples], processor, processor.config.num_frames)
+    dataset = file_dataset(json_path, folder, processor, limit=limit)
     collate = TrainCollator(processor)
     model.eval()
     device = next(model.parameters()).device
@@ -94,17 +88,16 @@ def answer_loss(
         batch = to_device(collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]), device)
         labels = batch.pop("labels")
         hidden = model(**batch, return_logits=False).hidden_states  # [B, L, D]
-        rows, target_ids, target_w = build_targets(labels, batch["coord_values"], ids, model.config.coords.bins)
+        rows, logits, target_ids, target_w = model.supervised_logits(hidden, labels, batch["coord_values"])
         if rows.shape[0] == 0:
             continue
-        logits = model.extended_logits(hidden[rows[:, 0], rows[:, 1]])  # [N, V + K]
         losses.append(soft_target_cross_entropy(logits, target_ids, target_w))  # [N]
         is_coord.append(torch.isin(labels[rows[:, 0], rows[:, 1] + 1], placeholders))  # [N]
     if not losses:
         raise DataError(f"{json_path}: no sample has an answer to score")
     loss, coord = torch.cat(losses).double(), torch.cat(is_coord)
     return AnswerLoss(
-        loss=float(loss.mean()), tokens=loss.numel(), samples=len(samples),
+        loss=float(loss.mean()), tokens=loss.numel(), samples=len(dataset),
         coord_loss=float(loss[coord].mean()) if coord.any() else float("nan"), coord_tokens=int(coord.sum()),
         text_loss=float(loss[~coord].mean()) if (~coord).any() else float("nan"),
     )
