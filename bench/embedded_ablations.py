@@ -4,32 +4,33 @@ Each variant is ``llava-st build-tiny`` at ``--scale`` (every stage's step count
 scale) with one change, trained on the same data (copied from a finished build, which
 must have its ``data``, ``data-single``, ``eval-data`` and ``tokenizer`` steps done) and
 evaluated on the same first ``--limit`` held-out samples of each headline benchmark. The
-variants stop after stage 0 (the stages that learn; the release's stages 1-3 are short
+variants stop after stage 0 (its four steps learn; the release's stages 1-3 are short
 fine-tunes of it), except ``no-stage0``, which spends the same number of optimizer steps in
 the release's stages 1, 2 and 3 (in their proportions), from the same random
-initialisation (sine/cosine coordinate tables included):
+initialisation (sine/cosine coordinate tables included). A variant that leaves a step out
+gives its optimizer steps to the step that follows it:
 
 * ``ours``: the plan as built (``recipes/embedded``);
 * ``no-lape``: LAPE's positional signal left out of the visual features;
 * ``no-ntp``: the coordinate tables trained without neighbouring token propagation;
 * ``no-fast-stream``: the fast stream not written into the LLM (the release's quirk);
-* ``no-curriculum``: no one-object step: stage 0 on every scene from the start (its steps
-  plus the one-object step's, the tower trained throughout);
+* ``no-curriculum``: neither the one-object step nor the REC step: from the tower step
+  straight to every task on every scene;
+* ``no-rec-step``: the one-object step, then every task (no REC-only step);
+* ``no-tower-step``: no tower step: the one-object step starts from a fresh model and
+  trains the tower beside the answers;
 * ``random-tables``: the coordinate tables at random rows instead of sine/cosine ones;
 * ``no-stage0``: the release's stages only;
-* ``no-aux``: stage 0 without its auxiliary losses (answers only);
-* ``tower-step``: the plan with the optional tower step (``stage0-tower``: the tower alone on
-  its per-patch targets, no LLM) before it, at the same scale: extra steps, but cheap ones
-  (its minutes are in the row);
-* ``tower-frozen``: the tower step, then the tower frozen in the one-object step too (the
-  one-object step would otherwise retrain it with a fresh attribute head beside the answers);
-* ``attend``: the plan with the ``attend`` loss on (the last layer's head 0 trained to attend
-  where the pointer target says, at the positions that write a coordinate), both steps;
-* ``tower-attend``: both of the last two;
+* ``no-aux``: stage 0's LLM steps without their auxiliary losses (answers only);
+* ``attend``: the ``attend`` loss on (the last layer's head 0 trained to attend where the
+  pointer target says, at the positions that write a coordinate) in stage 0's LLM steps;
 * ``ours-seed1``: the plan again with another training seed (initialisation, data order):
   the run-to-run spread that a difference between variants has to exceed;
 * ``media-last``: the media after the question (our option; the plan keeps the release's
   layout, media first), so the visual positions of the causal LLM can read the phrase.
+
+The table of the previous plan (one-object step then every task, no tower or REC step) is
+kept in ``bench/results/embedded_ablations_plan1.json``.
 
 Each variant is also scored by its held-out answer loss (:func:`llava_st.train.validation.answer_loss`)
 on the whole held-out ``test/<task>.json`` of REC, TVG, STVG and SVG: greedy scores move in steps
@@ -63,7 +64,9 @@ from llava_st.model import LlavaSTModel  # noqa: E402
 from llava_st.processor import LlavaSTProcessor  # noqa: E402
 from llava_st.train.recipe import load_recipe  # noqa: E402
 
-STAGE0 = ("stage0-single", "stage0")
+STAGE0 = tuple(s for s in STAGES if s.startswith("stage0"))
+#: stage 0's steps that run the LLM (the tower step trains the tower on its own)
+LLM_STEPS = tuple(s for s in STAGE0 if s != "stage0-tower")
 AUX = ("attributes", "boxes", "pointer", "referred")
 SHARED_STEPS = ("data", "data-single", "eval-data", "tokenizer")
 def scored_losses(model_dir: Path, data: Path) -> dict[str, dict]:
@@ -79,34 +82,32 @@ def _steps(stage: str, scale: float, recipes: Path) -> int:
 
 def variants(scale: float, out: Path, recipes: Path) -> dict[str, tuple[tuple[str, ...], list[str]]]:
     """Variant name -> (stages run, build-tiny overrides)."""
-    single, stage0 = (_steps(s, scale, recipes) for s in STAGE0)
-    budget = single + stage0
+    steps = {s: _steps(s, scale, recipes) for s in STAGE0}
+    budget = sum(steps[s] for s in LLM_STEPS)
     tokenizer = str((out / "tokenizer").resolve())
-    # the release's stages from the same random start, given stage 0's steps in their proportions
+    fresh = ["model.path=null", "model.zoo=tiny", f"model.tokenizer={tokenizer}", "model.coord_tables_init=sincos"]
+    # the release's stages from the same random start, given stage 0's LLM steps in their proportions
     release = {s: load_recipe(recipes / f"{s}.yaml").schedule.max_steps for s in ("stage1", "stage2", "stage3")}
     shares = {s: max(1, round(budget * n / sum(release.values()))) for s, n in release.items()}
-    quiet = ["stage0:eval.every=0"]  # no learning-curve evaluations inside the ablations
+    first = STAGE0[0]  # where the model is made: its architecture and initialisation options go here
+    quiet = [f"{s}:eval.every=0" for s in LLM_STEPS]  # no learning-curve evaluations inside the ablations
+    without = lambda *gone: tuple(s for s in STAGE0 if s not in gone)  # noqa: E731
     table = {
         "ours": (STAGE0, []),
-        "no-lape": (STAGE0, ["stage0-single:model.use_lape=false"]),
+        "no-lape": (STAGE0, [f"{first}:model.use_lape=false"]),
         "no-ntp": (STAGE0, ["ntp=false"]),
-        "no-fast-stream": (STAGE0, ["stage0-single:model.inject_fast_stream=false"]),
-        "no-curriculum": (("stage0",), [
-            "stage0:model.path=null", "stage0:model.zoo=tiny", f"stage0:model.tokenizer={tokenizer}",
-            "stage0:model.coord_tables_init=sincos", "stage0:trainable.vision_tower=true",
-            f"stage0:schedule.max_steps={budget}"]),
-        "random-tables": (STAGE0, ["stage0-single:model.coord_tables_init=keep"]),
+        "no-fast-stream": (STAGE0, [f"{first}:model.inject_fast_stream=false"]),
+        "no-curriculum": (without("stage0-single", "stage0-rec"), [f"stage0:schedule.max_steps={budget}"]),
+        "no-rec-step": (without("stage0-rec"), [f"stage0:schedule.max_steps={steps['stage0-rec'] + steps['stage0']}"]),
+        "no-tower-step": (without("stage0-tower"), [f"stage0-single:{o}" for o in fresh]
+                          + ["stage0-single:trainable.vision_tower=true"]),
+        "random-tables": (STAGE0, [f"{first}:model.coord_tables_init=keep"]),
         "no-stage0": (("stage1", "stage2", "stage3"), [
-            "stage1:model.path=null", "stage1:model.zoo=tiny", f"stage1:model.tokenizer={tokenizer}",
-            "stage1:model.coord_tables_init=sincos",
-            *[f"{s}:schedule.max_steps={n}" for s, n in shares.items()]]),
-        "no-aux": (STAGE0, [f"{s}:auxiliary.{k}=0" for s in STAGE0 for k in AUX]),
-        "tower-step": (("stage0-tower", *STAGE0), []),
-        "tower-frozen": (("stage0-tower", *STAGE0), ["stage0-single:trainable.vision_tower=false"]),
-        "attend": (STAGE0, [f"{s}:auxiliary.attend=1" for s in STAGE0]),
-        "tower-attend": (("stage0-tower", *STAGE0), [f"{s}:auxiliary.attend=1" for s in STAGE0]),
+            *[f"stage1:{o}" for o in fresh], *[f"{s}:schedule.max_steps={n}" for s, n in shares.items()]]),
+        "no-aux": (STAGE0, [f"{s}:auxiliary.{k}=0" for s in LLM_STEPS for k in AUX]),
+        "attend": (STAGE0, [f"{s}:auxiliary.attend=1" for s in LLM_STEPS]),
         "ours-seed1": (STAGE0, [f"{s}:seed=1" for s in STAGE0]),
-        "media-last": (STAGE0, ["stage0-single:model.media_position=last"]),
+        "media-last": (STAGE0, [f"{first}:model.media_position=last"]),
     }
     return {name: (stages, quiet + overrides) for name, (stages, overrides) in table.items()}
 
@@ -127,7 +128,7 @@ def share_data(source: Path, out: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-from", type=Path, required=True, help="a build-tiny folder whose data steps are done")
-    parser.add_argument("--out", type=Path, default=Path("runs/ablations"))
+    parser.add_argument("--out", type=Path, default=Path("runs/ablations2"))
     parser.add_argument("--scale", type=float, default=0.2, help="the budget: every stage's steps times this")
     parser.add_argument("--limit", type=int, default=96, help="held-out samples per benchmark")
     parser.add_argument("--only", nargs="*", help="run these variants only (default: all)")

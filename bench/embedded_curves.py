@@ -1,9 +1,9 @@
 """Learning curves of the embedded model: each headline metric against minutes of training.
 
-Reads a ``llava-st build-tiny`` folder: stage 0's periodic evaluations (its recipe's
-``eval`` section: the held-out set's first samples of each benchmark, every 250 steps), with
-the minutes counted from the start of stage 0's one-object step and the evaluations' own
-time taken out; and the finished model's full held-out evaluation (``eval/summary.json``)
+Reads a ``llava-st build-tiny`` folder: the periodic evaluations of its stages (a recipe's
+``eval`` section: the held-out set's first samples of some benchmarks, every few hundred
+steps), with the minutes counted from the start of the first stage (the tower step) and the
+evaluations' own time taken out; and the finished model's full held-out evaluation (``eval/summary.json``)
 after all stages. With ``--loss N``, also the held-out answer loss on the coordinate tokens
 (:func:`llava_st.train.validation.answer_loss`, first ``N`` held-out samples of each task) of
 every checkpoint the run kept and of the final model: greedy scores move in steps and sit at
@@ -159,7 +159,7 @@ def main() -> int:
             final = [(p["minutes"], p["coord_loss"][bench]) for p in result["loss_points"] if p["stage"] == "model"]
             if final:
                 ax.plot(*zip(*final), "s", color="black", label="final model")
-            # the one-object step has seen no clip and few many-object images: its losses are far above the rest
+            # before the LLM has trained (tower step) or seen a clip (one-object and REC steps), losses are far above the rest
             ax.set_ylim(0, 5)
             ax.set_title(f"{bench} held-out coordinate loss")
             ax.set_xlabel("minutes of training (2 cores)")

@@ -12,7 +12,7 @@ import torch
 pytest.importorskip("accelerate")
 pytest.importorskip("peft")
 
-from llava_st.embedded.reproduce import ALL_STAGES, MIXES, BuildSettings, build, stage_overrides  # noqa: E402
+from llava_st.embedded.reproduce import MIXES, STAGES, BuildSettings, build, stage_overrides  # noqa: E402
 from llava_st.errors import ConfigError  # noqa: E402
 from llava_st.train.recipe import load_recipe  # noqa: E402
 
@@ -20,9 +20,8 @@ from llava_st.train.recipe import load_recipe  # noqa: E402
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     out = tmp_path_factory.mktemp("build-tiny") / "run"
-    # every stage, the optional tower step included
     settings = BuildSettings(out=out, videos=6, images=6, scale=0.001, workers=1, evaluate=False,
-                             overrides=["batch.per_device=2", "batch.num_workers=0"], stages=ALL_STAGES)
+                             overrides=["batch.per_device=2", "batch.num_workers=0"])
     lines: list[str] = []
     before = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -35,11 +34,11 @@ def built(tmp_path_factory):
 
 def test_every_step_runs_and_a_second_run_skips_them(built):
     settings, model, lines = built
-    names = ["data", "data-single", "eval-data", "tokenizer", *ALL_STAGES, "model"]
+    names = ["data", "data-single", "eval-data", "tokenizer", *STAGES, "model"]
     for name in names:
         info = json.loads((settings.out / "done" / f"{name}.json").read_text())
         assert info["seconds"] >= 0
-    for stage in ALL_STAGES:
+    for stage in STAGES:
         planned = load_recipe(settings.recipes / f"{stage}.yaml").schedule.max_steps
         steps = json.loads((settings.out / "done" / f"{stage}.json").read_text())["steps"]
         assert steps == max(1, round(planned * settings.scale))
@@ -66,9 +65,9 @@ def test_stage_overrides_redirect_paths_and_scale_steps(tmp_path):
     assert recipe.model.merge_adapters == [str(tmp_path.resolve() / "stage2" / "final" / "adapter")]
     assert recipe.output.dir == str(tmp_path.resolve() / "stage3")
     assert recipe.schedule.max_steps == round(base.schedule.max_steps * 0.5)
-    only = BuildSettings(out=tmp_path, overrides=["stage0-single:model.coord_tables_init=normal", "ntp=false"])
-    first = load_recipe(only.recipes / "stage0-single.yaml",
-                        stage_overrides(only, "stage0-single", load_recipe(only.recipes / "stage0-single.yaml")))
+    only = BuildSettings(out=tmp_path, overrides=["stage0-tower:model.coord_tables_init=normal", "ntp=false"])
+    first = load_recipe(only.recipes / "stage0-tower.yaml",
+                        stage_overrides(only, "stage0-tower", load_recipe(only.recipes / "stage0-tower.yaml")))
     later = load_recipe(only.recipes / "stage1.yaml", stage_overrides(only, "stage1", load_recipe(only.recipes / "stage1.yaml")))
     assert first.model.coord_tables_init == "normal" and later.model.coord_tables_init == "keep"
     assert not first.ntp and not later.ntp
@@ -76,20 +75,26 @@ def test_stage_overrides_redirect_paths_and_scale_steps(tmp_path):
         stage_overrides(BuildSettings(out=tmp_path, overrides=["stage9:ntp=false"]), "stage1", base)
 
 
-def test_the_tower_step_runs_first_and_the_one_object_step_starts_from_it(built, tmp_path):
+def test_each_stage_starts_from_the_one_before(built, tmp_path):
     settings, _, _ = built
     tower = json.loads((settings.out / "stage0-tower" / "metrics.jsonl").read_text().splitlines()[0])
     assert "lm" not in tower["loss_parts"] and "aux_attributes" in tower["loss_parts"]  # the LLM did not run
-    single = load_recipe(settings.out / "stage0-single" / "recipe.yaml")
-    assert single.model.zoo is None and single.model.path == str(settings.out.resolve() / "stage0-tower" / "final")
-    # asked for in any order, the stages run in plan order; the default plan leaves the tower step out
+    run = settings.out.resolve()
+    for stage, start in (("stage0-single", "stage0-tower"), ("stage0-rec", "stage0-single"), ("stage0", "stage0-rec"),
+                         ("stage1", "stage0")):
+        recipe = load_recipe(settings.out / stage / "recipe.yaml")
+        assert recipe.model.zoo is None and recipe.model.path == str(run / start / "final")
+    # asked for in any order, the stages run in plan order
     assert BuildSettings(out=tmp_path, stages=("stage0", "stage0-tower")).stages == ("stage0-tower", "stage0")
-    assert "stage0-tower" not in BuildSettings(out=tmp_path).stages
-    plain = BuildSettings(out=tmp_path)
-    base = load_recipe(plain.recipes / "stage0-single.yaml")
-    assert load_recipe(plain.recipes / "stage0-single.yaml", stage_overrides(plain, "stage0-single", base)).model.zoo == "tiny"
+    # a stage left out: the next one starts from the last one run before it
+    skip = BuildSettings(out=tmp_path, stages=("stage0-tower", "stage0-single", "stage0"))
+    base = load_recipe(skip.recipes / "stage0.yaml")
+    recipe = load_recipe(skip.recipes / "stage0.yaml", stage_overrides(skip, "stage0", base))
+    assert recipe.model.path == str(tmp_path.resolve() / "stage0-single" / "final")
     with pytest.raises(ConfigError, match="unknown stages"):
         BuildSettings(out=tmp_path, stages=("stage9",))
+    with pytest.raises(ConfigError, match="at least one stage"):
+        BuildSettings(out=tmp_path, stages=())
 
 
 def test_the_built_model_answers(built, tmp_path):

@@ -219,7 +219,9 @@ def test_stage0_trains_through_the_trainer_and_exports_without_heads(tmp_path, s
     )
     overrides = train_tools["overrides"](
         tiny_tokenizer_dir, mix, tmp_path / "run",
-        **{"schedule.max_steps": 4, "batch.per_device": 2, "batch.num_workers": 0, "output.save_every": 0},
+        **{"schedule.max_steps": 4, "batch.per_device": 2, "batch.num_workers": 0, "output.save_every": 0,
+           # a fresh model instead of the tower step's
+           "model.path": "null", "model.zoo": "tiny", "model.tokenizer": tiny_tokenizer_dir},
     )
     recipe = load_recipe(REPO / "recipes" / "embedded" / "stage0-single.yaml", overrides)
     before = torch.get_num_threads()

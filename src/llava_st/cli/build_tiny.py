@@ -28,8 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", type=number(lambda x: x > 0, "a number > 0"), default=1.0,
                         help="multiply every stage's steps")
     parser.add_argument("--workers", type=positive, default=2, help="ST-Synth worker processes")
-    parser.add_argument("--stages", nargs="+", help="run these stages (default: the plan's five, stage0-single to stage3; "
-                        "add stage0-tower for the optional tower step first)")
+    parser.add_argument("--stages", nargs="+", help="run these stages only, in plan order (default: the whole plan, "
+                        "stage0-tower to stage3); a stage left out hands its model on unchanged")
     parser.add_argument("--no-eval", action="store_true", help="stop after writing the model (no held-out evaluation)")
     parser.add_argument("--ship", action="store_true",
                         help="then install the model as the package's 'tiny' (a source checkout's src/llava_st/embedded/model)")

@@ -14,11 +14,13 @@ be done in several parts):
    pairs, from a seed never trained on) is the reported evaluation;
 4. ``tokenizer``: byte-level BPE on the training text (``llava-st tokenizer``);
 5. the training mixes (``mixes/*.yaml``);
-6. the stages of ``recipes/embedded``: ``stage0-single``, ``stage0`` (ours,
-   dense auxiliary supervision), then the release's stages 1, 2 and 3 (LoRA
-   merged between them as the release does). ``stage0-tower`` (ours, not in the
-   default plan yet: a tower step without the LLM, :data:`OPTIONAL_STAGES`) runs
-   first when asked for, and ``stage0-single`` then starts from its model;
+6. the stages of ``recipes/embedded``, each starting from the previous one's model: stage 0
+   (ours) in four steps, ``stage0-tower`` (the tower and projector alone on their per-patch
+   targets, no LLM), ``stage0-single`` (one-object images, tower frozen), ``stage0-rec``
+   (REC on every image scene) and ``stage0`` (every task, dense auxiliary supervision), then
+   the release's stages 1, 2 and 3 (LoRA merged between them as the release does). A plan
+   that leaves a stage out starts the next one from the last stage it ran (the first stage
+   of such a plan needs ``model.*`` overrides: it has nothing to start from);
 7. ``model``: stage 3's final folder with stage 3's adapter merged, copied to
    ``<out>/model``;
 8. ``eval``: ``llava-st eval`` of ``<out>/model`` on the evaluation set's
@@ -48,10 +50,8 @@ SINGLE_SEED = 1
 EVAL_SEED = 1000
 #: Share of the evaluation set's items in its held-out split (the ones scored).
 EVAL_TEST_FRACTION = 0.8
-STAGES = ("stage0-single", "stage0", "stage1", "stage2", "stage3")
-#: Stages with a recipe that the default plan leaves out; in a plan they run in :data:`ALL_STAGES` order.
-OPTIONAL_STAGES = ("stage0-tower",)
-ALL_STAGES = OPTIONAL_STAGES + STAGES
+#: The plan, in order; a build runs all of them or the ones it names (in this order).
+STAGES = ("stage0-tower", "stage0-single", "stage0-rec", "stage0", "stage1", "stage2", "stage3")
 #: The benchmarks the embedded model is evaluated on (ST-Synth's test files, canonical mode).
 EVAL_BENCHMARKS = ("synth-rec", "synth-tvg", "synth-stvg", "synth-svg")
 RECIPES = Path(__file__).resolve().parents[3] / "recipes" / "embedded"
@@ -87,10 +87,12 @@ class BuildSettings:
         self.recipes = Path(self.recipes)
         if self.scale <= 0:
             raise ConfigError(f"scale must be > 0, got {self.scale}")
-        unknown = [s for s in self.stages if s not in ALL_STAGES]
+        unknown = [s for s in self.stages if s not in STAGES]
         if unknown:
-            raise ConfigError(f"unknown stages {unknown}; the stages are {list(ALL_STAGES)}")
-        self.stages = tuple(s for s in ALL_STAGES if s in self.stages)
+            raise ConfigError(f"unknown stages {unknown}; the stages are {list(STAGES)}")
+        if not self.stages:
+            raise ConfigError("stages: name at least one stage")
+        self.stages = tuple(s for s in STAGES if s in self.stages)
 
 
 def _done(marker: Path) -> bool:
@@ -123,9 +125,10 @@ def _synth(out: Path, seed: int, videos: int, images: int, difficulty: str | Non
 MIXES: dict[str, list[tuple[str, str, int]]] = {
     # the many-object images of the training set (their per-patch targets are the whole scene's)
     "stage0-tower": [("data", "rec", 1)],
-    # images only: the tower trains here (with autograd), and a 16-frame video costs it as much as
-    # 16 images; video tasks start in stage0, on the frozen tower
+    # one-object images: locating before choosing
     "stage0-single": [("data-single", "rec", 2)] + [("data-single", t, 1) for t in ("reg", "dgc", "image_caption")],
+    # choosing the named object among several: REC alone, on images (cheap steps, many of them)
+    "stage0-rec": [("data", "rec", 1)],
     "stage0": [("data", t, 2) for t in ("rec", "tvg", "stvg", "svg")]
     + [("data", t, 1) for t in ("elc", "dvc", "tr", "reg", "dgc", "video_caption", "image_caption")],
     "stage1": [("data", t, 1) for t in ("video_caption", "image_caption")],
@@ -180,9 +183,12 @@ def stage_overrides(settings: BuildSettings, stage: str, recipe) -> list[str]:
     if recipe.model.path:
         # stageN's "runs/embedded/<stage>/final" and adapters, relative to the recipes' default root
         items["model.path"] = _in_run(recipe.model.path, out)
-    if stage == "stage0-single" and "stage0-tower" in settings.stages:
-        items["model.zoo"] = "null"  # from the tower step's model instead of a fresh one
-        items["model.path"] = str(out / "stage0-tower" / "final")
+        start = Path(recipe.model.path).relative_to(RECIPE_ROOT).parts[0]
+        if start in STAGES and start not in settings.stages:
+            # the stage this one starts from is not in the plan: start from the last one run before
+            earlier = [s for s in settings.stages if STAGES.index(s) < STAGES.index(stage)]
+            if earlier:
+                items["model.path"] = str(out / earlier[-1] / "final")
     if recipe.model.tokenizer:
         items["model.tokenizer"] = str(out / "tokenizer")
     if recipe.eval.data_root:
@@ -195,8 +201,8 @@ def stage_overrides(settings: BuildSettings, stage: str, recipe) -> list[str]:
     for o in settings.overrides:
         head, sep, rest = o.partition(":")
         if sep and "=" not in head:  # "<stage>:key=value" applies to that stage only
-            if head not in ALL_STAGES:
-                raise ConfigError(f"override {o!r} names no stage; the stages are {list(ALL_STAGES)}")
+            if head not in STAGES:
+                raise ConfigError(f"override {o!r} names no stage; the stages are {list(STAGES)}")
             if head == stage:
                 mine.append(rest)
         else:
