@@ -4,7 +4,6 @@ where it acts (the model is made in the first stage, so architecture options go 
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -12,16 +11,12 @@ import pytest
 from llava_st.embedded.reproduce import STAGES, BuildSettings, stage_overrides
 from llava_st.train.recipe import load_recipe
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "embedded_ablations.py"
 SCALE = 0.2
 
 
 @pytest.fixture(scope="module")
-def ablations():
-    spec = importlib.util.spec_from_file_location("embedded_ablations", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def ablations(load_bench):
+    return load_bench("embedded_ablations")
 
 
 def _recipes(tmp_path: Path, stages, overrides) -> dict:

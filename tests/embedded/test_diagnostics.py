@@ -3,21 +3,15 @@ land on the named object, on another object and on the background."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "embedded_diagnostics.py"
-
 
 @pytest.fixture(scope="module")
-def diagnostics():
-    spec = importlib.util.spec_from_file_location("embedded_diagnostics", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def diagnostics(load_bench):
+    return load_bench("embedded_diagnostics")
 
 
 def _object(phrase: str, box: list[int]) -> dict:

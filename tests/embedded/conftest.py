@@ -1,0 +1,22 @@
+"""Shared by the embedded-model tests: the bench scripts, loaded as modules."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+@pytest.fixture(scope="session")
+def load_bench():
+    """``load_bench(name)``: ``bench/<name>.py`` as a module (the bench folder is not a package)."""
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
