@@ -99,7 +99,8 @@ def rec_answers(run: Path) -> dict:
 def tower_and_pointer(checkpoint: Path, data: Path, samples: int) -> tuple[dict, dict]:
     """Per-patch attribute accuracy and pointer mass on the first ``samples`` held-out REC samples."""
     from llava_st.data.dataset import TrainCollator, file_dataset
-    from llava_st.train.auxiliary import ATTRIBUTE, Capture, DenseTargetSource, per_sample_features, visual_positions
+    from llava_st.model.modeling import written_positions
+    from llava_st.train.auxiliary import ATTRIBUTE, Capture, DenseTargetSource, per_sample_features
     from llava_st.train.checkpoint import load_checkpoint_model
 
     model, processor = load_checkpoint_model(checkpoint)
@@ -120,7 +121,7 @@ def tower_and_pointer(checkpoint: Path, data: Path, samples: int) -> tuple[dict,
         finally:
             capture.remove()
         feats = per_sample_features(capture.projected, batch["pixel_values"], batch["modalities"])
-        visual = visual_positions(batch["input_ids"], model.config)
+        visual = written_positions(batch["input_ids"], model.config)
         for b, target in enumerate(batch["dense_targets"]):
             scores = heads.attributes(feats[b].reshape(-1, feats[b].shape[-1])).split(heads.classes, dim=-1)
             for c, name in enumerate(ATTRIBUTES):

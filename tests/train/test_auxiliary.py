@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+from llava_st.model.modeling import written_positions
 from llava_st.synth.targets import COLOUR_IDS, SHAPE_IDS, SIZE_IDS, dense_targets
 from llava_st.train.auxiliary import (
     AuxiliaryConfig,
@@ -27,7 +28,6 @@ from llava_st.train.auxiliary import (
     per_sample_features,
     frame_token_maps,
     pointer_targets,
-    visual_positions,
 )
 from llava_st.zoo import tiny
 
@@ -184,7 +184,7 @@ def test_auxiliary_loss_on_a_real_batch_reaches_tower_and_llm(one_thread):
     targets = [dense_targets(scene, {"object": 0}, config.vision.grid_size)]  # the square (the circle is hidden on frame 0)
     batch = {"input_ids": input_ids, "labels": labels, "coord_values": values,
              "pixel_values": [torch.randn(1, 3, 96, 96)], "modalities": ["image"]}
-    assert int(visual_positions(input_ids, config).sum()) == n
+    assert int(written_positions(input_ids, config).sum()) == n
     capture = Capture(model, heads.config.pointer_layer)
     out = model(**batch, return_logits=False)
     aux, parts = auxiliary_loss(heads, capture, batch, targets, model)
@@ -519,7 +519,7 @@ def test_the_attend_loss_is_the_models_own_attention_mass_on_the_target(one_thre
     out = training_loss(model, batch)
     hook.remove()
     probs = weights[0].detach()  # [B, H, L, L]
-    vis = visual_positions(batch["input_ids"], config)
+    vis = written_positions(batch["input_ids"], config)
     expected = []
     for b, target in enumerate(batch["dense_targets"]):
         positions, goal = target.pointer
@@ -545,9 +545,9 @@ def test_without_the_fast_stream_the_losses_see_only_the_written_positions(one_t
     config, batch = _pipeline_batch(synth_data, tiny_tokenizer_dir)
     slow_only = replace(config, inject_fast_stream=False)
     frames = int(batch["pixel_values"][1].shape[0])
-    assert int(visual_positions(batch["input_ids"], config)[1].sum()) == (
+    assert int(written_positions(batch["input_ids"], config)[1].sum()) == (
         config.video_fast_token_count(frames) + config.video_slow_token_count(frames))
-    vis = visual_positions(batch["input_ids"], slow_only)
+    vis = written_positions(batch["input_ids"], slow_only)
     pooled = frame_token_maps(batch["dense_targets"][1].referred, "video", slow_only).shape[1]
     assert int(vis[1].sum()) == config.video_slow_token_count(frames) == pooled
     torch.manual_seed(0)

@@ -65,15 +65,25 @@ class LlavaSTOutput:
     visual_features: list | None = None
 
 
+def visual_runs(input_ids: torch.Tensor, ids) -> dict[str, torch.Tensor]:
+    """``[B, L]`` bool masks of the ``image``, ``fast`` and ``slow`` visual runs (markers included)."""
+    return {
+        "image": _runs(input_ids, ids.im_start, ids.im_end),
+        "fast": _runs(input_ids, ids.vid_start, ids.vid_end),
+        "slow": _runs(input_ids, ids.slow_vid_start, ids.slow_vid_end),
+    }
+
+
+def _written(runs: dict[str, torch.Tensor], config: LlavaSTConfig) -> torch.Tensor:
+    mask = runs["image"] | runs["slow"]
+    return mask | runs["fast"] if config.inject_fast_stream else mask
+
+
 def written_positions(input_ids: torch.Tensor, config: LlavaSTConfig) -> torch.Tensor:
     """``[B, L]`` bool: the positions :meth:`LlavaSTModel.embed_inputs` overwrites with visual
     features: image runs, slow-stream runs and, when ``config.inject_fast_stream``, fast-stream
     runs (the release's layout keeps the fast run's slots as plain token embeddings)."""
-    ids = config.token_ids
-    mask = _runs(input_ids, ids.im_start, ids.im_end) | _runs(input_ids, ids.slow_vid_start, ids.slow_vid_end)
-    if config.inject_fast_stream:
-        mask = mask | _runs(input_ids, ids.vid_start, ids.vid_end)
-    return mask
+    return _written(visual_runs(input_ids, config.token_ids), config)
 
 
 def _runs(ids: torch.Tensor, start: int, end: int) -> torch.Tensor:
@@ -254,12 +264,7 @@ class LlavaSTModel(nn.Module):
 
     def _check_runs(self, input_ids: torch.Tensor, pixel_values, modalities) -> dict[str, torch.Tensor]:
         """Visual-run masks ``[B, L]`` per kind, after checking each sample's slot counts."""
-        ids = self.token_ids
-        runs = {
-            "image": _runs(input_ids, ids.im_start, ids.im_end),
-            "fast": _runs(input_ids, ids.vid_start, ids.vid_end),
-            "slow": _runs(input_ids, ids.slow_vid_start, ids.slow_vid_end),
-        }
+        runs = visual_runs(input_ids, self.token_ids)
         counts = {k: r.sum(-1).tolist() for k, r in runs.items()}
         # features are scattered as [fast; slow] in sequence order, so the fast run must come first
         fast_first = runs["fast"].long().argmax(-1) < runs["slow"].long().argmax(-1)
@@ -319,10 +324,10 @@ class LlavaSTModel(nn.Module):
         self._check_media(pixel_values, modalities)
         embeds = self.embed_tokens(input_ids)
 
-        self._check_runs(input_ids, pixel_values, modalities)
+        runs = self._check_runs(input_ids, pixel_values, modalities)
         feats = [f for f in self._visual_features(pixel_values, modalities) if f is not None]
         if feats:
-            mask = written_positions(input_ids, self.config)
+            mask = _written(runs, self.config)
             rows = torch.cat(feats).to(embeds.dtype)
             embeds = embeds.masked_scatter(mask.unsqueeze(-1), rows)
 

@@ -69,6 +69,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from ..model.modeling import written_positions
 from ..synth.targets import COLOUR_IDS, NUM_CLASSES, SHAPE_IDS, SIZE_IDS, DenseTargets, SceneIndex, dense_targets
 
 #: Attribute name of the heads on the model while training.
@@ -336,15 +337,6 @@ def pointer_targets(
     return torch.tensor(positions), torch.stack(rows)
 
 
-def visual_positions(input_ids: torch.Tensor, config) -> torch.Tensor:
-    """``[B, L]`` bool: the positions the visual features overwrite (the model's
-    :func:`~llava_st.model.modeling.written_positions`: the fast-stream run only when the
-    config injects it), in the order :func:`frame_token_maps` pools onto."""
-    from ..model.modeling import written_positions
-
-    return written_positions(input_ids, config)
-
-
 def _attribute_loss(heads: AuxiliaryHeads, scores: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
     """Mean over colour, shape and size of the cross-entropy of ``scores`` ``[N, sum(classes)]``
     (an attribute head's output) against ``goal`` ``[N, 3]`` (-100: no target for that attribute)."""
@@ -498,7 +490,7 @@ def auxiliary_loss(
     reads_hidden = hidden is not None and (cfg.pointer > 0 or cfg.referred > 0 or cfg.asked > 0)
     attends = cfg.attend > 0 and capture.attention_input is not None
     if reads_hidden or attends:
-        vis = visual_positions(batch["input_ids"], model.config).to(device)
+        vis = written_positions(batch["input_ids"], model.config).to(device)
     if reads_hidden:
         if cfg.pointer > 0:
             pointer = _pointer_loss(heads, hidden, vis, batch, targets, model)
