@@ -558,3 +558,69 @@ def test_without_the_fast_stream_the_losses_see_only_the_written_positions(one_t
         t.pointer = None
     parts = training_loss(model, batch).parts
     assert {"aux_pointer", "aux_attend"} <= set(parts)
+
+
+def test_grey_samples_are_the_luminance_of_the_denormalised_pixels():
+    """share 1 turns every sample with media grey: each channel holds the BT.601 luminance of the
+    pixels in [0, 1], normalised again; share 0 keeps them; a sample without media stays None."""
+    from llava_st.train.auxiliary import grey_samples
+
+    mean, std = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
+    g = torch.Generator().manual_seed(0)
+    raw = [torch.rand(2, 3, 4, 4, generator=g), None, torch.rand(1, 3, 4, 4, generator=g)]
+    pixels = [None if r is None else (r - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+              for r in raw]
+    out, greyed = grey_samples(pixels, 1.0, mean, std)
+    assert greyed.tolist() == [True, False, True]
+    assert out[1] is None
+    for r, o in zip((raw[0], raw[2]), (out[0], out[2])):
+        rgb = r.numpy()
+        luma = 0.299 * rgb[:, 0] + 0.587 * rgb[:, 1] + 0.114 * rgb[:, 2]
+        for c in range(3):
+            np.testing.assert_allclose(o[:, c].numpy(), (luma - mean[c]) / std[c], rtol=1e-5, atol=1e-6)
+    kept, none = grey_samples(pixels, 0.0, mean, std)
+    assert not none.any() and all(a is b for a, b in zip(kept, pixels))
+    half, drawn = grey_samples([pixels[0]] * 400, 0.5, mean, std, torch.Generator().manual_seed(1))
+    assert 150 < int(drawn.sum()) < 250
+
+
+def test_a_grey_tower_step_drops_the_colour_target_of_object_patches_only(one_thread, synth_data,
+                                                                         tiny_tokenizer_dir):
+    """With grey 1 the step's loss is that of a colour step on grey pixels whose object patches
+    have no colour target (background patches keep theirs: 'no object' is still visible)."""
+    from llava_st.model import LlavaSTModel
+    from llava_st.train.auxiliary import ATTRIBUTE
+    from llava_st.train.step import training_loss
+
+    config, batch = _pipeline_batch(synth_data, tiny_tokenizer_dir)
+    torch.manual_seed(0)
+    model = LlavaSTModel(config).train()
+    grey = AuxiliaryHeads(AuxiliaryConfig(attributes=1.0, boxes=0.5, answers=0, grey=1.0), config.text.hidden_size)
+    setattr(model, ATTRIBUTE, grey)
+    got = training_loss(model, batch).parts
+
+    # the same step without grey, on pixels greyed here and targets with the colour of object
+    # patches replaced by the ignore index
+    mean, std = torch.tensor(config.vision.image_mean).view(3, 1, 1), torch.tensor(config.vision.image_std).view(3, 1, 1)
+    weights = torch.tensor((0.299, 0.587, 0.114)).view(3, 1, 1)
+    pixels = [((p * std + mean) * weights).sum(-3, keepdim=True).sub(mean).div(std) for p in batch["pixel_values"]]
+    targets = [replace(t, colour=t.colour.masked_fill(t.shape > 0, -100)) for t in batch["dense_targets"]]
+    assert all((t.colour == -100).any() for t in targets)
+    plain = AuxiliaryHeads(AuxiliaryConfig(attributes=1.0, boxes=0.5, answers=0), config.text.hidden_size)
+    plain.load_state_dict(grey.state_dict())
+    setattr(model, ATTRIBUTE, plain)
+    want = training_loss(model, {**batch, "pixel_values": pixels, "dense_targets": targets}).parts
+    assert got["aux_attributes"] == pytest.approx(want["aux_attributes"], rel=1e-5)
+    assert got["aux_boxes"] == pytest.approx(want["aux_boxes"], rel=1e-5)
+
+
+def test_grey_is_a_share_and_only_for_a_tower_only_step():
+    from llava_st.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="grey: must be a share"):
+        AuxiliaryConfig(attributes=1, answers=0, grey=1.5)
+    with pytest.raises(ConfigError, match="grey: only a tower-only step"):
+        AuxiliaryConfig(attributes=1, grey=0.5)
+    with pytest.raises(ConfigError, match="grey: only a tower-only step"):
+        AuxiliaryConfig(boxes=1, answers=0, grey=0.5)
+    assert AuxiliaryConfig(attributes=1, answers=0, grey=0.5).grey == 0.5

@@ -83,6 +83,13 @@ class AuxiliaryConfig:
 
     ``pointer_layer`` counts the LLM's decoder layers from 0; negative values
     count from the end (``-1`` = the last layer's output).
+
+    ``grey`` (tower-only steps): the share of a step's samples shown in grey (the luminance
+    of their pixels), whose colour target is then dropped on object patches. Shape and size
+    must then be read without colour; without it, a tower trained on ST-Synth's split reads
+    an object's shape partly from its colour, and fails on the colour-shape pairs the
+    held-out set keeps out of training. A grey image shows no colour, so no held-out pair
+    is shown.
     """
 
     attributes: float = 0.0
@@ -97,6 +104,7 @@ class AuxiliaryConfig:
     pointer_dim: int = 64
     attend_layer: int = -1
     attend_head: int = 0
+    grey: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("attributes", "boxes", "pointer", "referred", "asked", "words", "answers", "attend"):
@@ -109,6 +117,11 @@ class AuxiliaryConfig:
                 raise ConfigError(f"auxiliary.answers: 0 runs no LLM, but {llm_side} need it")
             if self.attributes <= 0 and self.boxes <= 0:
                 raise ConfigError("auxiliary.answers: 0 leaves nothing to train on (attributes and boxes are off too)")
+        if not isinstance(self.grey, (int, float)) or not 0 <= self.grey <= 1:
+            raise ConfigError(f"auxiliary.grey: must be a share in [0, 1], got {self.grey!r}")
+        if self.grey > 0 and (self.answers != 0 or self.attributes <= 0):
+            raise ConfigError("auxiliary.grey: only a tower-only step (answers: 0) with the attributes loss on "
+                              "can show grey images (an answer about a colour would no longer be true)")
         if not isinstance(self.pointer_dim, int) or self.pointer_dim < 1:
             raise ConfigError(f"auxiliary.pointer_dim: must be a whole number >= 1, got {self.pointer_dim!r}")
         if not isinstance(self.attend_head, int) or self.attend_head < 0:
@@ -259,6 +272,25 @@ def per_sample_features(projected: Sequence[torch.Tensor], pixel_values, modalit
     return out
 
 
+def grey_samples(pixel_values: Sequence[torch.Tensor | None], share: float, mean, std,
+                 generator: torch.Generator | None = None) -> tuple[list[torch.Tensor | None], torch.Tensor]:
+    """Each sample's frames ``[T, 3, S, S]`` (normalised with ``mean`` and ``std``) replaced by
+    their luminance (ITU-R BT.601 weights, the same value in all three channels) with
+    probability ``share``, drawn per sample; returns the new list and the bool ``[B]`` of
+    samples turned grey (samples without media never are)."""
+    draw = torch.rand(len(pixel_values), generator=generator) < share
+    greyed = torch.tensor([bool(d) and p is not None for d, p in zip(draw.tolist(), pixel_values)])
+    out = list(pixel_values)
+    for b in greyed.nonzero().flatten().tolist():
+        pix = pixel_values[b]
+        m = torch.tensor(mean, dtype=pix.dtype, device=pix.device).view(3, 1, 1)
+        s = torch.tensor(std, dtype=pix.dtype, device=pix.device).view(3, 1, 1)
+        weights = torch.tensor((0.299, 0.587, 0.114), dtype=pix.dtype, device=pix.device).view(3, 1, 1)
+        luma = ((pix * s + m) * weights).sum(-3, keepdim=True)  # [T, 1, S, S] in [0, 1]
+        out[b] = (luma - m) / s
+    return out, greyed
+
+
 def frame_token_maps(per_patch: torch.Tensor, modality: str, config) -> torch.Tensor:
     """Each frame's per-patch map pooled onto the visual tokens the LLM sees: ``[F, N_visual]``.
 
@@ -344,8 +376,9 @@ def _attribute_loss(heads: AuxiliaryHeads, scores: torch.Tensor, goal: torch.Ten
     return sum(F.cross_entropy(lg.float(), goal[:, c], ignore_index=-100) for c, lg in enumerate(logits)) / 3
 
 
-def _tower_losses(heads, feats, targets, device) -> dict[str, torch.Tensor]:
-    """attributes and boxes, on the projected tower features of the samples that have targets."""
+def _tower_losses(heads, feats, targets, device, greyed: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """attributes and boxes, on the projected tower features of the samples that have targets;
+    ``greyed`` (bool ``[B]``): samples shown in grey, whose object patches have no colour target."""
     cfg, out = heads.config, {}
     have = [b for b, (f, t) in enumerate(zip(feats, targets)) if f is not None and t is not None]
     if not have or (cfg.attributes <= 0 and cfg.boxes <= 0):
@@ -353,9 +386,12 @@ def _tower_losses(heads, feats, targets, device) -> dict[str, torch.Tensor]:
     x = torch.cat([feats[b].reshape(-1, feats[b].shape[-1]) for b in have])  # [N, D]
     goal = torch.stack([torch.cat([getattr(targets[b], a).reshape(-1) for b in have]) for a in ("colour", "shape", "size")],
                        dim=1).to(device)  # [N, 3]
+    covered = goal[:, 1] > 0  # a patch some object covers (every object has a shape)
+    if greyed is not None:
+        grey_rows = torch.cat([torch.full((targets[b].shape.numel(),), bool(greyed[b])) for b in have]).to(device)
+        goal[:, 0] = goal[:, 0].masked_fill(grey_rows & covered, -100)
     if cfg.attributes > 0:
         out["aux_attributes"] = _attribute_loss(heads, heads.attributes(x), goal)
-    covered = goal[:, 0] > 0
     if cfg.boxes > 0 and covered.any():
         box = torch.cat([targets[b].box.reshape(-1, 4) for b in have]).to(device)
         out["aux_boxes"] = F.l1_loss(heads.boxes(x[covered]).float().sigmoid(), box[covered]) * 10
@@ -478,14 +514,15 @@ def _words_loss(heads, model) -> torch.Tensor:
 
 
 def auxiliary_loss(
-    heads: AuxiliaryHeads, capture: Capture, batch: dict[str, Any], targets: Sequence[DenseTargets | None], model
+    heads: AuxiliaryHeads, capture: Capture, batch: dict[str, Any], targets: Sequence[DenseTargets | None], model,
+    greyed: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The weighted sum of the losses of :class:`AuxiliaryConfig` for one batch, and each loss's
-    value (for the log)."""
+    value (for the log); ``greyed``: bool ``[B]``, the samples :func:`grey_samples` turned grey."""
     cfg = heads.config
     device = heads.attributes.weight.device
     feats = per_sample_features(capture.projected, batch["pixel_values"], batch["modalities"])
-    losses = _tower_losses(heads, feats, targets, device)
+    losses = _tower_losses(heads, feats, targets, device, greyed)
     hidden = capture.hidden
     reads_hidden = hidden is not None and (cfg.pointer > 0 or cfg.referred > 0 or cfg.asked > 0)
     attends = cfg.attend > 0 and capture.attention_input is not None

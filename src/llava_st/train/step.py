@@ -30,7 +30,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..protocol.tokens import IGNORE_INDEX
-from .auxiliary import ATTRIBUTE as AUXILIARY, Capture, auxiliary_loss
+from .auxiliary import ATTRIBUTE as AUXILIARY, Capture, auxiliary_loss, grey_samples
 
 #: Batch keys the training forward reads; any others (debug data) are ignored.
 BATCH_KEYS = ("input_ids", "attention_mask", "coord_values", "pixel_values", "modalities", "labels")
@@ -86,8 +86,13 @@ def training_loss(model: nn.Module, batch: Mapping[str, Any]) -> LossOutput:
     capture = Capture(base, heads.config.pointer_layer, heads.config.attend_layer if heads.config.attend > 0 else None)
     try:
         if heads.config.tower_only:
+            greyed = None
+            if heads.config.grey > 0:
+                vision = base.config.vision
+                inputs["pixel_values"], greyed = grey_samples(
+                    inputs["pixel_values"], heads.config.grey, vision.image_mean, vision.image_std)
             model(**inputs, media_only=True)  # tower and projector only; the capture keeps their outputs
-            aux, parts = auxiliary_loss(heads, capture, batch, batch["dense_targets"], base)
+            aux, parts = auxiliary_loss(heads, capture, batch, batch["dense_targets"], base, greyed)
             return LossOutput(loss=aux, num_tokens=count, parts=parts)
         out = model(**inputs, return_logits=False)
         aux, parts = auxiliary_loss(heads, capture, batch, batch["dense_targets"], base)
