@@ -8,17 +8,26 @@ Reads a ``llava-st build-tiny`` folder and reports, on its held-out set:
   (``named_if_random_object``: the share inside some object times the mean of 1 / objects);
   Acc@0.5 against the named object and against the best-fitting object, and Acc@0.5 among
   the answers whose centre is inside the named object (how precise the box is once found);
+  and, for the answers centred on another object (the smallest box holding the centre), the
+  share of all samples by the attributes in which that object differs from the named one
+  (``wrong_object_differs_in``: the distractors of ST-Synth differ in exactly one);
 * ``tower`` (from a training checkpoint that holds stage 0's auxiliary heads, by default the
   last one of ``stage0``, or ``--checkpoint``): per-patch accuracy of the attribute head on
   the projected tower features, over the patches an object covers, for colour, shape and
   size, next to the most frequent class's share (what a head that ignores the pixels gets);
+  the same on the patches of objects whose colour-shape pair the training split never shows
+  (``heldout_pair``) and of the others (``seen_pair``), and on training images
+  (``training_images``): the gap between them is what the tower failed to compose;
 * ``pointer`` (same checkpoint): the mean probability mass the pointer head puts on the
   named object's visual tokens and on any object's, at the answer positions that predict
   a box coordinate.
 
-Writes ``bench/results/embedded_diagnostics.json``.
+Writes ``bench/results/embedded_diagnostics.json`` (or ``--out``). ``--tower-only`` reports
+the tower alone, for a tower-step checkpoint (whose LLM and pointer never trained).
 
     python bench/embedded_diagnostics.py --run runs/embedded --samples 128
+    python bench/embedded_diagnostics.py --run runs/embedded --tower-only \
+        --checkpoint runs/embedded/stage0-tower/step-2500 --out bench/results/embedded_tower.json
 """
 
 from __future__ import annotations
@@ -56,7 +65,7 @@ def rec_answers(run: Path) -> dict:
         if line.strip():
             scene = json.loads(line)
             scenes[scene["media"]] = scene
-    counts = Counter()
+    counts, wrong = Counter(), Counter()
     precise = []
     for line in (run / "eval" / "synth-rec" / "predictions.jsonl").read_text().splitlines():
         pred = json.loads(line)
@@ -83,6 +92,12 @@ def rec_answers(run: Path) -> dict:
         counts["hit_some_object"] += max(_iou(box, b) for b in boxes) >= 0.5
         if in_named:
             precise.append(_iou(box, target) >= 0.5)
+        elif any(inside):
+            chosen = min((o for o, hit in zip(scene["objects"], inside) if hit),
+                         key=lambda o: (o["boxes_xyxy"][0][2] - o["boxes_xyxy"][0][0])
+                         * (o["boxes_xyxy"][0][3] - o["boxes_xyxy"][0][1]))
+            differs = [a for a in ATTRIBUTES if chosen.get(a) != named[0].get(a)]
+            wrong["+".join(differs) or "nothing"] += 1
     n = counts["samples"]
     return {
         "samples": n,
@@ -92,59 +107,104 @@ def rec_answers(run: Path) -> dict:
         "acc50_named": counts["hit_named"] / n,
         "acc50_some_object": counts["hit_some_object"] / n,
         "acc50_when_centre_in_named": sum(precise) / len(precise) if precise else None,
+        "wrong_object_differs_in": {k: v / n for k, v in sorted(wrong.items())},
     }
 
 
-@torch.no_grad()
-def tower_and_pointer(checkpoint: Path, data: Path, samples: int) -> tuple[dict, dict]:
-    """Per-patch attribute accuracy and pointer mass on the first ``samples`` held-out REC samples."""
+def heldout_pair_ids(data: Path) -> torch.Tensor:
+    """int64 ``[K]``: the held-out colour-shape pairs of an ST-Synth folder (its manifest) as
+    ``colour_id * 100 + shape_id`` in the ids of the dense targets."""
+    from llava_st.synth.targets import COLOUR_IDS, SHAPE_IDS
+
+    pairs = json.loads((data / "manifest.json").read_text())["heldout_pairs"]
+    return torch.tensor([COLOUR_IDS[c] * 100 + SHAPE_IDS[s] for c, s in pairs], dtype=torch.long)
+
+
+def count_patches(scores, target, heldout: torch.Tensor, right: Counter, total: Counter) -> None:
+    """Add one sample's per-patch attribute hits to ``right`` and ``total``, keyed
+    ``(part, attribute)`` with part ``all``, ``heldout_pair`` or ``seen_pair`` (the patches
+    of objects whose colour-shape pair is, or is not, in ``heldout``); ``scores``: the
+    attribute head's colour, shape and size logits ``[P, classes]``."""
+    held = torch.isin(target.colour.reshape(-1) * 100 + target.shape.reshape(-1), heldout)
+    for c, name in enumerate(ATTRIBUTES):
+        goal = getattr(target, name).reshape(-1)
+        hit = scores[c].argmax(-1) == goal
+        covered = goal > 0
+        for part, mask in (("all", covered), ("heldout_pair", covered & held), ("seen_pair", covered & ~held)):
+            right[part, name] += int(hit[mask].sum())
+            total[part, name] += int(mask.sum())
+
+
+def _batches(model, processor, data: Path, samples: int):
+    """The first ``samples`` REC samples of ``data`` (``(task file, its ST-Synth folder)``),
+    collated 16 at a time, with their dense targets."""
     from llava_st.data.dataset import TrainCollator, file_dataset
+    from llava_st.train.auxiliary import DenseTargetSource
+
+    json_path, root = data
+    dataset = file_dataset(json_path, root, processor, limit=samples, targets=DenseTargetSource(model.config))
+    collate = TrainCollator(processor)
+    for start in range(0, len(dataset), 16):
+        yield collate([dataset[i] for i in range(start, min(start + 16, len(dataset)))])
+
+
+def _accuracy(right: Counter, total: Counter, part: str) -> dict | None:
+    if not all(total[part, a] for a in ATTRIBUTES):
+        return None
+    return {a: right[part, a] / total[part, a] for a in ATTRIBUTES}
+
+
+@torch.no_grad()
+def tower_and_pointer(checkpoint: Path, data: Path, samples: int, training: Path | None = None) -> tuple[dict, dict]:
+    """Per-patch attribute accuracy and pointer mass on the first ``samples`` held-out REC samples
+    of ``data`` (and the attribute accuracy on the first ``samples`` training images of
+    ``training``, an ST-Synth folder, when given)."""
     from llava_st.model.modeling import written_positions
-    from llava_st.train.auxiliary import ATTRIBUTE, Capture, DenseTargetSource, per_sample_features
+    from llava_st.train.auxiliary import ATTRIBUTE, Capture, per_sample_features
     from llava_st.train.checkpoint import load_checkpoint_model
 
     model, processor = load_checkpoint_model(checkpoint)
     heads = getattr(model, ATTRIBUTE, None)
     if heads is None:
         raise SystemExit(f"{checkpoint}: its recipe has no auxiliary heads (not a stage-0 checkpoint)")
-    dataset = file_dataset(data / "test" / "rec.json", data, processor, limit=samples,
-                           targets=DenseTargetSource(model.config))
-    collate = TrainCollator(processor)
-    right, total, classes = Counter(), Counter(), {a: Counter() for a in ATTRIBUTES}
-    named_mass, object_mass, rows = 0.0, 0.0, 0
+    heldout = heldout_pair_ids(data)
     keys = ("input_ids", "attention_mask", "coord_values", "pixel_values", "modalities")
-    for start in range(0, len(dataset), 16):
-        batch = collate([dataset[i] for i in range(start, min(start + 16, len(dataset)))])
-        capture = Capture(model, heads.config.pointer_layer)
-        try:
-            model(**{k: batch[k] for k in keys}, return_logits=False)
-        finally:
-            capture.remove()
-        feats = per_sample_features(capture.projected, batch["pixel_values"], batch["modalities"])
-        visual = written_positions(batch["input_ids"], model.config)
-        for b, target in enumerate(batch["dense_targets"]):
-            scores = heads.attributes(feats[b].reshape(-1, feats[b].shape[-1])).split(heads.classes, dim=-1)
-            for c, name in enumerate(ATTRIBUTES):
-                goal = getattr(target, name).reshape(-1)
-                covered = goal > 0
-                right[name] += int((scores[c].argmax(-1)[covered] == goal[covered]).sum())
-                total[name] += int(covered.sum())
-                classes[name].update(goal[covered].tolist())
-            positions, goal = target.pointer
-            if len(positions):
-                hidden = capture.hidden[b]
-                query, key = heads.query(hidden[positions]), heads.key(hidden[visual[b]])
-                prob = (query @ key.T / heads.config.pointer_dim**0.5).softmax(-1)  # [C, N]
-                objects = (target.colour.reshape(-1) > 0).float()  # an image's visual tokens are its patches
-                named_mass += float((prob * (goal > 0).float()).sum(-1).sum())
-                object_mass += float((prob * objects).sum(-1).sum())
-                rows += len(positions)
-    tower = {
-        "checkpoint": str(checkpoint),
-        "samples": len(dataset),
-        "per_patch_accuracy": {a: right[a] / total[a] for a in ATTRIBUTES},
-        "most_frequent_class_share": {a: max(classes[a].values()) / total[a] for a in ATTRIBUTES},
-    }
+    tower = {"checkpoint": str(checkpoint)}
+    named_mass, object_mass, rows = 0.0, 0.0, 0
+    sets = [("held_out_images", (data / "test" / "rec.json", data))]
+    if training is not None:
+        sets.append(("training_images", (training / "train" / "rec.json", training)))
+    for name, files in sets:
+        right, total, count = Counter(), Counter(), 0
+        classes = {a: Counter() for a in ATTRIBUTES}
+        for batch in _batches(model, processor, files, samples):
+            capture = Capture(model, heads.config.pointer_layer)
+            try:
+                model(**{k: batch[k] for k in keys}, return_logits=False)
+            finally:
+                capture.remove()
+            feats = per_sample_features(capture.projected, batch["pixel_values"], batch["modalities"])
+            visual = written_positions(batch["input_ids"], model.config)
+            for b, target in enumerate(batch["dense_targets"]):
+                count += 1
+                scores = heads.attributes(feats[b].reshape(-1, feats[b].shape[-1])).split(heads.classes, dim=-1)
+                count_patches(scores, target, heldout, right, total)
+                for a in ATTRIBUTES:
+                    goal = getattr(target, a)
+                    classes[a].update(goal[goal > 0].tolist())
+                positions, goal = target.pointer
+                if name == "held_out_images" and len(positions):
+                    hidden = capture.hidden[b]
+                    query, key = heads.query(hidden[positions]), heads.key(hidden[visual[b]])
+                    prob = (query @ key.T / heads.config.pointer_dim**0.5).softmax(-1)  # [C, N]
+                    objects = (target.colour.reshape(-1) > 0).float()  # an image's visual tokens are its patches
+                    named_mass += float((prob * (goal > 0).float()).sum(-1).sum())
+                    object_mass += float((prob * objects).sum(-1).sum())
+                    rows += len(positions)
+        tower[name] = {"samples": count, "per_patch_accuracy": _accuracy(right, total, "all"),
+                       "heldout_pair": _accuracy(right, total, "heldout_pair"),
+                       "seen_pair": _accuracy(right, total, "seen_pair"),
+                       "most_frequent_class_share": {a: max(classes[a].values()) / total["all", a] for a in ATTRIBUTES}}
     pointer = {"coordinates": rows, "mass_on_named": named_mass / rows, "mass_on_some_object": object_mass / rows}
     return tower, pointer
 
@@ -154,6 +214,8 @@ def main() -> int:
     parser.add_argument("--run", type=Path, required=True, help="a finished build-tiny folder")
     parser.add_argument("--checkpoint", type=Path, help="a stage-0 checkpoint (default: the last one of <run>/stage0)")
     parser.add_argument("--samples", type=int, default=128, help="held-out REC samples for the tower and pointer")
+    parser.add_argument("--tower-only", action="store_true",
+                        help="the tower's per-patch accuracy alone (for a tower-step checkpoint, whose LLM is untrained)")
     parser.add_argument("--out", type=Path, default=RESULTS / "embedded_diagnostics.json")
     args = parser.parse_args()
     from llava_st.train.checkpoint import latest_checkpoint
@@ -161,9 +223,11 @@ def main() -> int:
     checkpoint = args.checkpoint or latest_checkpoint(args.run / "stage0")
     if checkpoint is None:
         raise SystemExit(f"{args.run / 'stage0'}: no checkpoint")
-    tower, pointer = tower_and_pointer(checkpoint, args.run / "eval-data", args.samples)
-    result = {"benchmark": "embedded_diagnostics", "run": str(args.run), "rec_answers": rec_answers(args.run),
-              "tower": tower, "pointer": pointer, "machine": machine()}
+    tower, pointer = tower_and_pointer(checkpoint, args.run / "eval-data", args.samples, args.run / "data")
+    result = {"benchmark": "embedded_diagnostics", "run": str(args.run), "tower": tower}
+    if not args.tower_only:
+        result.update(rec_answers=rec_answers(args.run), pointer=pointer)
+    result["machine"] = machine()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=1))

@@ -15,7 +15,8 @@ def diagnostics(load_bench):
 
 
 def _object(phrase: str, box: list[int]) -> dict:
-    return {"phrase": phrase, "boxes_xyxy": [box]}
+    colour, shape = phrase.split()[-2:] if len(phrase.split()) == 3 else ("grey", phrase.split()[-1])
+    return {"phrase": phrase, "boxes_xyxy": [box], "colour": colour, "shape": shape, "size": "medium"}
 
 
 def _run(tmp_path: Path, answers: list[list[float] | None]) -> Path:
@@ -64,6 +65,43 @@ def test_answers_are_split_into_named_other_object_and_background(diagnostics, t
     assert got["acc50_named"] == pytest.approx(1 / 5)
     assert got["acc50_some_object"] == pytest.approx(2 / 5)
     assert got["acc50_when_centre_in_named"] == pytest.approx(1 / 2)
+    # the one answer on another object: "the star" (grey) against the named green star
+    assert got["wrong_object_differs_in"] == {"colour": pytest.approx(1 / 5)}
+
+
+def test_a_wrong_object_is_the_smallest_box_holding_the_centre(diagnostics, tmp_path):
+    run = _run(tmp_path, [[0.55, 0.55, 0.65, 0.65]])
+    path = run / "eval-data" / "ground_truth" / "images.jsonl"
+    scenes = [json.loads(line) for line in path.read_text().splitlines()]
+    # a large red circle under the blue circle: the answer's centre is in both
+    scenes[0]["objects"].append(_object("the red circle", [40, 40, 100, 100]))
+    path.write_text("".join(json.dumps(s) + "\n" for s in scenes))
+    got = diagnostics.rec_answers(run)
+    assert got["wrong_object_differs_in"] == {"colour+shape": 1.0}
+
+
+def test_patches_are_counted_by_whether_their_pair_is_held_out(diagnostics):
+    """Four object patches (two of a held-out pair) and a background patch; the head is right on
+    three of the four colours and on the seen pair's shapes only."""
+    import torch
+
+    from llava_st.synth.targets import DenseTargets
+
+    colour = torch.tensor([[1, 1, 2, 2, 0]])
+    shape = torch.tensor([[3, 3, 4, 4, 0]])
+    size = torch.tensor([[1, 1, 1, 1, 0]])
+    target = DenseTargets(colour=colour, shape=shape, size=size, box=torch.zeros(1, 5, 4),
+                          referred=torch.zeros(1, 5), visible=torch.ones(1), has_object=True)
+    heldout = torch.tensor([1 * 100 + 3])  # colour 1 with shape 3
+    onehot = lambda ids, n: torch.nn.functional.one_hot(torch.tensor(ids), n).float()  # noqa: E731
+    scores = (onehot([1, 5, 2, 2, 0], 9), onehot([2, 2, 4, 4, 0], 7), onehot([1, 1, 1, 1, 0], 4))
+    right, total = diagnostics.Counter(), diagnostics.Counter()
+    diagnostics.count_patches(scores, target, heldout, right, total)
+    assert total["all", "colour"] == 4 and right["all", "colour"] == 3
+    assert (right["heldout_pair", "colour"], total["heldout_pair", "colour"]) == (1, 2)
+    assert (right["heldout_pair", "shape"], total["heldout_pair", "shape"]) == (0, 2)
+    assert (right["seen_pair", "shape"], total["seen_pair", "shape"]) == (2, 2)
+    assert right["all", "size"] == total["all", "size"] == 4
 
 
 def test_an_ambiguous_phrase_is_an_error(diagnostics, tmp_path):
