@@ -2,7 +2,7 @@
 
 Each variant is ``llava-st build-tiny`` at ``--scale`` (every stage's step count times the
 scale) with one change, trained on the same data (copied from a finished build, which
-must have its ``data``, ``data-single``, ``eval-data`` and ``tokenizer`` steps done) and
+must have its ``data``, ``data-single``, ``data-images``, ``eval-data`` and ``tokenizer`` steps done) and
 evaluated on the same first ``--limit`` held-out samples of each headline benchmark. The
 variants stop after stage 0 (its four steps learn; the release's stages 1-3 are short
 fine-tunes of it), except ``no-stage0``, which spends the same number of optimizer steps in
@@ -19,6 +19,7 @@ gives its optimizer steps to the step that follows it:
 * ``no-rec-step``: the one-object step, then every task (no REC-only step);
 * ``no-tower-step``: no tower step: the one-object step starts from a fresh model and
   trains the tower beside the answers;
+* ``no-grey``: the tower step without its grey images (every image in colour);
 * ``random-tables``: the coordinate tables at random rows instead of sine/cosine ones;
 * ``no-stage0``: the release's stages only;
 * ``no-aux``: stage 0's LLM steps without their auxiliary losses (answers only);
@@ -68,7 +69,7 @@ STAGE0 = tuple(s for s in STAGES if s.startswith("stage0"))
 #: stage 0's steps that run the LLM (the tower step trains the tower on its own)
 LLM_STEPS = tuple(s for s in STAGE0 if s != "stage0-tower")
 AUX = ("attributes", "boxes", "pointer", "referred")
-SHARED_STEPS = ("data", "data-single", "eval-data", "tokenizer")
+SHARED_STEPS = ("data", "data-single", "data-images", "eval-data", "tokenizer")
 def scored_losses(model_dir: Path, data: Path) -> dict[str, dict]:
     """Per headline benchmark, the held-out answer loss of the model in ``model_dir`` on its whole task file."""
     model = LlavaSTModel.from_pretrained(model_dir)
@@ -101,6 +102,7 @@ def variants(scale: float, out: Path, recipes: Path) -> dict[str, tuple[tuple[st
         "no-rec-step": (without("stage0-rec"), [f"stage0:schedule.max_steps={steps['stage0-rec'] + steps['stage0']}"]),
         "no-tower-step": (without("stage0-tower"), [f"stage0-single:{o}" for o in fresh]
                           + ["stage0-single:trainable.vision_tower=true"]),
+        "no-grey": (STAGE0, ["stage0-tower:auxiliary.grey=0"]),
         "random-tables": (STAGE0, [f"{first}:model.coord_tables_init=keep"]),
         "no-stage0": (("stage1", "stage2", "stage3"), [
             *[f"stage1:{o}" for o in fresh], *[f"{s}:schedule.max_steps={n}" for s, n in shares.items()]]),

@@ -54,6 +54,8 @@ def test_changes_reach_the_stage_they_act_in(ablations, tmp_path):
     tower_less = _recipes(tmp_path, *table["no-tower-step"])
     assert tower_less["stage0-single"].trainable.vision_tower is True
     assert tower_less["stage0-single"].model.coord_tables_init == "sincos"
+    assert first("ours").auxiliary.grey > 0
+    assert first("no-grey").auxiliary.grey == 0
     no_aux = _recipes(tmp_path, *table["no-aux"])
     assert all(r.auxiliary.pointer == 0 and r.auxiliary.attributes == 0 for s, r in no_aux.items() if s != "stage0-tower")
     assert no_aux["stage0-tower"].auxiliary.attributes > 0  # the tower step has nothing else to learn from
