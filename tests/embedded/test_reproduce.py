@@ -34,7 +34,7 @@ def built(tmp_path_factory):
 
 def test_every_step_runs_and_a_second_run_skips_them(built):
     settings, model, lines = built
-    names = ["data", "data-single", "eval-data", "tokenizer", *STAGES, "model"]
+    names = ["data", "data-single", "data-images", "eval-data", "tokenizer", *STAGES, "model"]
     for name in names:
         info = json.loads((settings.out / "done" / f"{name}.json").read_text())
         assert info["seconds"] >= 0
@@ -53,8 +53,23 @@ def test_mixes_point_at_the_run_folder(built):
 
     for stage, files in MIXES.items():
         data = yaml.safe_load((settings.out / "mixes" / f"{stage}.yaml").read_text())["datasets"]
-        assert len(data) == sum(times for _, _, times in files)
+        assert len(data) == sum(times for _, _, times, *_ in files)
         assert all(Path(d["json_path"]).is_file() and str(settings.out.resolve()) in d["json_path"] for d in data)
+
+
+def test_the_rec_image_set_is_images_only_training_and_without_held_out_pairs(built):
+    """data-images: rec_image_factor times the training set's images, no videos, no test split,
+    and (like every training split) no object of a held-out colour-shape pair."""
+    settings, _, _ = built
+    folder = settings.out / "data-images"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    held = {tuple(p) for p in manifest["heldout_pairs"]}
+    assert json.loads((folder / "test" / "rec.json").read_text()) == []
+    assert json.loads((folder / "train" / "tvg.json").read_text()) == []
+    rec = json.loads((folder / "train" / "rec.json").read_text())
+    assert len({item["image"] for item in rec}) == round(settings.images * settings.rec_image_factor)
+    scenes = [json.loads(line) for line in (folder / "ground_truth" / "images.jsonl").read_text().splitlines() if line]
+    assert scenes and all((o["colour"], o["shape"]) not in held for s in scenes for o in s["objects"])
 
 
 def test_stage_overrides_redirect_paths_and_scale_steps(tmp_path):

@@ -9,23 +9,27 @@ be done in several parts):
    split only is trained on; its held-out split is the first evaluation set);
 2. ``data-single``: the same preset with difficulty ``embedded-single`` (one
    object per scene), seed :data:`SINGLE_SEED`, for the first curriculum step;
-3. ``eval-data``: the preset with seed :data:`EVAL_SEED`, whose test split
+3. ``data-images``: many more many-object images of the same preset (no videos), seed
+   :data:`IMAGES_SEED`, all in the training split, for the REC steps: on the training set's
+   7200 images, seen 13 times each by the REC step, the model chose the named object on 78%
+   of those images but on 51% of fresh ones (it learnt the images, not the choosing);
+4. ``eval-data``: the preset with seed :data:`EVAL_SEED`, whose test split
    (:data:`EVAL_TEST_FRACTION` of its items, built around held-out colour/shape
    pairs, from a seed never trained on) is the reported evaluation;
-4. ``tokenizer``: byte-level BPE on the training text (``llava-st tokenizer``);
-5. the training mixes (``mixes/*.yaml``);
-6. the stages of ``recipes/embedded``, each starting from the previous one's model: stage 0
+5. ``tokenizer``: byte-level BPE on the training text (``llava-st tokenizer``);
+6. the training mixes (``mixes/*.yaml``);
+7. the stages of ``recipes/embedded``, each starting from the previous one's model: stage 0
    (ours) in four steps, ``stage0-tower`` (the tower and projector alone on their per-patch
-   targets, no LLM), ``stage0-single`` (one-object images, tower frozen), ``stage0-rec``
+   targets, no LLM, half of the images in grey), ``stage0-single`` (one-object images, tower frozen), ``stage0-rec``
    (REC on every image scene) and ``stage0`` (every task, dense auxiliary supervision), then
    the release's stages 1, 2 and 3 (LoRA merged between them as the release does). A plan
    that leaves a stage out starts the next one from the last stage it ran (the first stage
    of such a plan needs ``model.*`` overrides: it has nothing to start from);
-7. ``model``: stage 3's final folder with stage 3's adapter merged, copied to
+8. ``model``: stage 3's final folder with stage 3's adapter merged, copied to
    ``<out>/model``;
-8. ``eval``: ``llava-st eval`` of ``<out>/model`` on the evaluation set's
+9. ``eval``: ``llava-st eval`` of ``<out>/model`` on the evaluation set's
    REC, TVG, STVG and SVG files (canonical mode), report in ``<out>/eval``;
-9. ``baselines``: the best constant answers (chosen on the training split,
+10. ``baselines``: the best constant answers (chosen on the training split,
    :mod:`llava_st.embedded.baselines`) scored the same way; ``<out>/eval/summary.json``
    puts each headline metric of the model beside the constant's and the target.
 
@@ -47,6 +51,7 @@ from ..errors import ConfigError
 
 TRAIN_SEED = 0
 SINGLE_SEED = 1
+IMAGES_SEED = 2
 EVAL_SEED = 1000
 #: Share of the evaluation set's items in its held-out split (the ones scored).
 EVAL_TEST_FRACTION = 0.8
@@ -63,7 +68,7 @@ class BuildSettings:
 
     ``videos``/``images``: items of the training set (``data``); the one-object
     set and the evaluation set get ``single_fraction`` and ``eval_fraction`` of
-    them. ``scale``: multiplies every stage's ``max_steps`` (at least 1 step).
+    them, the REC image set (``data-images``) ``rec_image_factor`` times the images. ``scale``: multiplies every stage's ``max_steps`` (at least 1 step).
     ``overrides``: extra ``key=value`` recipe overrides given to every stage
     (e.g. ``batch.num_workers=0``), or ``stage:key=value`` to one stage only (e.g.
     ``stage0-single:model.coord_tables_init=normal``). ``recipes``: the folder of the stage recipes.
@@ -75,6 +80,7 @@ class BuildSettings:
     images: int = 8000
     single_fraction: float = 0.25
     eval_fraction: float = 0.15
+    rec_image_factor: float = 7.5
     scale: float = 1.0
     workers: int = 2
     overrides: list[str] = field(default_factory=list)
@@ -121,15 +127,18 @@ def _synth(out: Path, seed: int, videos: int, images: int, difficulty: str | Non
 
 
 #: Per stage, the training files of the mix and how often each is listed (a file listed twice is
-#: drawn twice as often): the evaluated grounding tasks are weighted up in stage 0.
-MIXES: dict[str, list[tuple[str, str, int]]] = {
+#: drawn twice as often), optionally with the share of the file kept (a ``sampling_strategy``;
+#: default ``all``): the evaluated grounding tasks are weighted up in stage 0.
+MIXES: dict[str, list[tuple]] = {
     # the many-object images of the training set (their per-patch targets are the whole scene's)
     "stage0-tower": [("data", "rec", 1)],
     # one-object images: locating before choosing
     "stage0-single": [("data-single", "rec", 2)] + [("data-single", t, 1) for t in ("reg", "dgc", "image_caption")],
     # choosing the named object among several: REC alone, on images (cheap steps, many of them)
-    "stage0-rec": [("data", "rec", 1)],
-    "stage0": [("data", t, 2) for t in ("rec", "tvg", "stvg", "svg")]
+    "stage0-rec": [("data-images", "rec", 1)],
+    # REC keeps the share of the mix it had on the training set (its 7200 images listed twice):
+    # 24% of the REC image set, 14400 different images
+    "stage0": [("data-images", "rec", 1, "first:24%")] + [("data", t, 2) for t in ("tvg", "stvg", "svg")]
     + [("data", t, 1) for t in ("elc", "dvc", "tr", "reg", "dgc", "video_caption", "image_caption")],
     "stage1": [("data", t, 1) for t in ("video_caption", "image_caption")],
     "stage2": [("data", t, 1) for t in ("tvg", "dvc", "tr", "rec", "dgc", "reg")],
@@ -147,13 +156,13 @@ def write_mixes(out: Path) -> dict[str, Path]:
     paths = {}
     for stage, files in MIXES.items():
         datasets = []
-        for data, task, times in files:
+        for data, task, times, *keep in files:
             for k in range(times):
                 datasets.append({
                     "json_path": str((out / data / "train" / f"{task}.json").resolve()),
                     "data_folder": str((out / data).resolve()),
                     "source": f"{data}/{task}" + (f"#{k + 1}" if times > 1 else ""),
-                    "sampling_strategy": "all",
+                    "sampling_strategy": keep[0] if keep else "all",
                 })
         path = folder / f"{stage}.yaml"
         path.write_text(yaml.safe_dump({"datasets": datasets}, sort_keys=False))
@@ -235,6 +244,8 @@ def build(settings: BuildSettings, echo: Callable[[str], None] = print) -> Path:
     n_eval = max(4, round(settings.videos * settings.eval_fraction)), max(4, round(settings.images * settings.eval_fraction))
     step("data", lambda: _synth(out / "data", TRAIN_SEED, settings.videos, settings.images, None, settings.workers))
     step("data-single", lambda: _synth(out / "data-single", SINGLE_SEED, *n_single, "embedded-single", settings.workers))
+    n_rec = max(4, round(settings.images * settings.rec_image_factor))
+    step("data-images", lambda: _synth(out / "data-images", IMAGES_SEED, 0, n_rec, None, settings.workers, 0.0))
     # the evaluation set: most of it held out (its own seed; held-out colour/shape pairs)
     step("eval-data", lambda: _synth(out / "eval-data", EVAL_SEED, *n_eval, None, settings.workers, EVAL_TEST_FRACTION))
 
