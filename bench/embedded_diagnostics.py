@@ -20,7 +20,12 @@ Reads a ``llava-st build-tiny`` folder and reports, on its held-out set:
   (``training_images``): the gap between them is what the tower failed to compose;
 * ``pointer`` (same checkpoint): the mean probability mass the pointer head puts on the
   named object's visual tokens and on any object's, at the answer positions that predict
-  a box coordinate.
+  a box coordinate;
+* ``memorisation`` (with ``--memorisation N``): the REC answer analysis above for the REC
+  step's model (``stage0-rec/final``) on the first N images of the REC step's own training
+  set and on N fresh images of the same preset (seed :data:`FRESH_SEED`, used nowhere else,
+  training split, so no held-out pair): a model that learnt the images rather than the
+  choosing scores far higher on the first.
 
 Writes ``bench/results/embedded_diagnostics.json`` (or ``--out``). ``--tower-only`` reports
 the tower alone, for a tower-step checkpoint (whose LLM and pointer never trained).
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from collections import Counter
 from pathlib import Path
@@ -45,6 +51,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import RESULTS, machine  # noqa: E402
 
 ATTRIBUTES = ("colour", "shape", "size")
+#: ST-Synth seed of the fresh images of the memorisation check (no build uses it).
+FRESH_SEED = 2000
 
 
 def _iou(a, b) -> float:
@@ -209,6 +217,64 @@ def tower_and_pointer(checkpoint: Path, data: Path, samples: int, training: Path
     return tower, pointer
 
 
+def rec_file_from_training_split(data: Path, samples: int) -> None:
+    """Write ``data/eval/refcoco_style_rec.json`` (what ``llava-st eval --bench synth-rec`` reads)
+    for the first ``samples`` images of ``data``'s training REC file: each image's first
+    question, its object's phrase and box from the ground truth."""
+    items = json.loads((data / "train" / "rec.json").read_text())
+    scenes = {}
+    for line in (data / "ground_truth" / "images.jsonl").read_text().splitlines():
+        if line.strip():
+            scene = json.loads(line)
+            scenes[scene["media"]] = scene
+    images, annotations, seen = [], [], set()
+    for item in items:
+        if len(images) == samples:
+            break
+        if item["image"] in seen:
+            continue
+        seen.add(item["image"])
+        scene = scenes[item["image"]]
+        x0, y0, x1, y1 = scene["objects"][item["meta"]["object"]]["boxes_xyxy"][0]
+        i = len(images)
+        images.append({"file_name": item["image"], "width": scene["width"], "height": scene["height"],
+                       "caption": scene["objects"][item["meta"]["object"]]["phrase"], "id": i})
+        annotations.append({"id": i, "bbox": [x0, y0, x1 - x0, y1 - y0], "image_id": i, "area": (x1 - x0) * (y1 - y0),
+                            "category_id": 1, "iscrowd": 0})
+    if len(images) < samples:
+        raise SystemExit(f"{data}: only {len(images)} training REC images, {samples} asked for")
+    (data / "eval").mkdir(exist_ok=True)
+    (data / "eval" / "refcoco_style_rec.json").write_text(json.dumps({"images": images, "annotations": annotations}))
+
+
+def memorisation(run: Path, samples: int, work: Path) -> dict:
+    """The REC answer analysis of the REC step's model on its own training images and on fresh ones."""
+    import yaml
+
+    from llava_st.embedded.reproduce import _eval, _synth
+
+    model = run / "stage0-rec" / "final"
+    mix = yaml.safe_load((run / "mixes" / "stage0-rec.yaml").read_text())["datasets"]
+    trained = Path(mix[0]["data_folder"])
+    result = {"model": str(model), "training_set": str(trained), "fresh_seed": FRESH_SEED}
+    for name in ("training_images", "fresh_images"):
+        folder = work / name
+        data = folder / "eval-data"
+        if folder.exists():
+            shutil.rmtree(folder)
+        if name == "fresh_images":
+            _synth(data, FRESH_SEED, 0, samples, None, 1, 0.0)
+        else:
+            data.mkdir(parents=True)
+            for part in ("train", "images", "ground_truth"):
+                (data / part).symlink_to(trained / part, target_is_directory=True)
+        rec_file_from_training_split(data, samples)
+        _eval(["eval", "--model", str(model), "--bench", "synth-rec", "--data-root", str(data),
+               "--out", str(folder / "eval" / "synth-rec"), "--no-progress"], folder / "eval" / "synth-rec")
+        result[name] = rec_answers(folder)
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", type=Path, required=True, help="a finished build-tiny folder")
@@ -216,6 +282,9 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=128, help="held-out REC samples for the tower and pointer")
     parser.add_argument("--tower-only", action="store_true",
                         help="the tower's per-patch accuracy alone (for a tower-step checkpoint, whose LLM is untrained)")
+    parser.add_argument("--memorisation", type=int, default=0, metavar="N",
+                        help="also score the REC step's model on N of its training images and N fresh ones")
+    parser.add_argument("--work", type=Path, default=Path("runs/diagnostics"), help="where --memorisation writes")
     parser.add_argument("--out", type=Path, default=RESULTS / "embedded_diagnostics.json")
     args = parser.parse_args()
     from llava_st.train.checkpoint import latest_checkpoint
@@ -227,6 +296,8 @@ def main() -> int:
     result = {"benchmark": "embedded_diagnostics", "run": str(args.run), "tower": tower}
     if not args.tower_only:
         result.update(rec_answers=rec_answers(args.run), pointer=pointer)
+    if args.memorisation:
+        result["memorisation"] = memorisation(args.run, args.memorisation, args.work)
     result["machine"] = machine()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")

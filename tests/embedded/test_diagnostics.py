@@ -112,3 +112,25 @@ def test_an_ambiguous_phrase_is_an_error(diagnostics, tmp_path):
     path.write_text("".join(json.dumps(s) + "\n" for s in scenes))
     with pytest.raises(SystemExit, match="2 objects have the phrase"):
         diagnostics.rec_answers(run)
+
+
+def test_the_memorisation_check_asks_for_each_training_image_once(diagnostics, tmp_path):
+    """The REC file written from a training split: one question per image (the first), its
+    object's phrase and its box as [x, y, w, h]; asking for more images than exist is an error."""
+    data = tmp_path / "data"
+    (data / "train").mkdir(parents=True)
+    (data / "ground_truth").mkdir()
+    scenes = [{"media": f"images/{i}.png", "width": 96, "height": 96,
+               "objects": [_object("the red square", [10, 20, 30, 50]), _object("the blue circle", [60, 60, 90, 80])]}
+              for i in range(2)]
+    (data / "ground_truth" / "images.jsonl").write_text("".join(json.dumps(s) + "\n" for s in scenes))
+    items = [{"image": "images/0.png", "meta": {"object": 1}}, {"image": "images/0.png", "meta": {"object": 0}},
+             {"image": "images/1.png", "meta": {"object": 0}}]
+    (data / "train" / "rec.json").write_text(json.dumps(items))
+    diagnostics.rec_file_from_training_split(data, 2)
+    got = json.loads((data / "eval" / "refcoco_style_rec.json").read_text())
+    assert [(i["file_name"], i["caption"]) for i in got["images"]] == [("images/0.png", "the blue circle"),
+                                                                      ("images/1.png", "the red square")]
+    assert [a["bbox"] for a in got["annotations"]] == [[60, 60, 30, 20], [10, 20, 20, 30]]
+    with pytest.raises(SystemExit, match="only 2 training REC images"):
+        diagnostics.rec_file_from_training_split(data, 3)
