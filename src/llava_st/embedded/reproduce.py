@@ -11,8 +11,8 @@ be done in several parts):
    object per scene), seed :data:`SINGLE_SEED`, for the first curriculum step;
 3. ``data-images``: many more many-object images of the same preset (no videos), seed
    :data:`IMAGES_SEED`, all in the training split, for the REC steps: on the training set's
-   7200 images, seen 13 times each by the REC step, the model chose the named object on 78%
-   of those images but on 51% of fresh ones (it learnt the images, not the choosing);
+   7200 images, seen 13 times each by the REC step, the model reached Acc@0.5 78% on those
+   images but 51% on fresh ones (it learnt the images more than the choosing);
 4. ``eval-data``: the preset with seed :data:`EVAL_SEED`, whose test split
    (:data:`EVAL_TEST_FRACTION` of its items, built around held-out colour/shape
    pairs, from a seed never trained on) is the reported evaluation;
