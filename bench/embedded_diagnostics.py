@@ -63,16 +63,22 @@ def _iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def rec_answers(run: Path) -> dict:
-    """The REC answer analysis of the module docstring, over every scored prediction."""
-    data = run / "eval-data"
-    images = json.loads((data / "eval" / "refcoco_style_rec.json").read_text())["images"]
-    by_id = {im["id"]: im for im in images}
+def scenes_by_media(data: Path) -> dict[str, dict]:
+    """The image scenes of an ST-Synth folder's ground truth, by media path."""
     scenes = {}
     for line in (data / "ground_truth" / "images.jsonl").read_text().splitlines():
         if line.strip():
             scene = json.loads(line)
             scenes[scene["media"]] = scene
+    return scenes
+
+
+def rec_answers(run: Path) -> dict:
+    """The REC answer analysis of the module docstring, over every scored prediction."""
+    data = run / "eval-data"
+    images = json.loads((data / "eval" / "refcoco_style_rec.json").read_text())["images"]
+    by_id = {im["id"]: im for im in images}
+    scenes = scenes_by_media(data)
     counts, wrong = Counter(), Counter()
     precise = []
     for line in (run / "eval" / "synth-rec" / "predictions.jsonl").read_text().splitlines():
@@ -143,13 +149,13 @@ def count_patches(scores, target, heldout: torch.Tensor, right: Counter, total: 
             total[part, name] += int(mask.sum())
 
 
-def _batches(model, processor, data: Path, samples: int):
-    """The first ``samples`` REC samples of ``data`` (``(task file, its ST-Synth folder)``),
+def _batches(model, processor, files: tuple[Path, Path], samples: int):
+    """The first ``samples`` REC samples of ``files`` (``(task file, its ST-Synth folder)``),
     collated 16 at a time, with their dense targets."""
     from llava_st.data.dataset import TrainCollator, file_dataset
     from llava_st.train.auxiliary import DenseTargetSource
 
-    json_path, root = data
+    json_path, root = files
     dataset = file_dataset(json_path, root, processor, limit=samples, targets=DenseTargetSource(model.config))
     collate = TrainCollator(processor)
     for start in range(0, len(dataset), 16):
@@ -221,30 +227,27 @@ def rec_file_from_training_split(data: Path, samples: int) -> None:
     """Write ``data/eval/refcoco_style_rec.json`` (what ``llava-st eval --bench synth-rec`` reads)
     for the first ``samples`` images of ``data``'s training REC file: each image's first
     question, its object's phrase and box from the ground truth."""
+    from llava_st.data.formats.refcoco import RefSample, write_refcoco
+    from llava_st.synth.formats import number_refcoco
+
     items = json.loads((data / "train" / "rec.json").read_text())
-    scenes = {}
-    for line in (data / "ground_truth" / "images.jsonl").read_text().splitlines():
-        if line.strip():
-            scene = json.loads(line)
-            scenes[scene["media"]] = scene
-    images, annotations, seen = [], [], set()
+    scenes = scenes_by_media(data)
+    records, seen = [], set()
     for item in items:
-        if len(images) == samples:
+        if len(records) == samples:
             break
         if item["image"] in seen:
             continue
         seen.add(item["image"])
         scene = scenes[item["image"]]
-        x0, y0, x1, y1 = scene["objects"][item["meta"]["object"]]["boxes_xyxy"][0]
-        i = len(images)
-        images.append({"file_name": item["image"], "width": scene["width"], "height": scene["height"],
-                       "caption": scene["objects"][item["meta"]["object"]]["phrase"], "id": i})
-        annotations.append({"id": i, "bbox": [x0, y0, x1 - x0, y1 - y0], "image_id": i, "area": (x1 - x0) * (y1 - y0),
-                            "category_id": 1, "iscrowd": 0})
-    if len(images) < samples:
-        raise SystemExit(f"{data}: only {len(images)} training REC images, {samples} asked for")
-    (data / "eval").mkdir(exist_ok=True)
-    (data / "eval" / "refcoco_style_rec.json").write_text(json.dumps({"images": images, "annotations": annotations}))
+        obj = scene["objects"][item["meta"]["object"]]
+        x0, y0, x1, y1 = obj["boxes_xyxy"][0]
+        coco = {"area": (x1 - x0) * (y1 - y0), "category_id": 1, "iscrowd": 0}
+        records.append(RefSample(None, item["image"], scene["width"], scene["height"], obj["phrase"],
+                                 (x0, y0, x1 - x0, y1 - y0), annotation_extra=coco))
+    if len(records) < samples:
+        raise SystemExit(f"{data}: only {len(records)} training REC images, {samples} asked for")
+    write_refcoco(data / "eval" / "refcoco_style_rec.json", number_refcoco(records))
 
 
 def memorisation(run: Path, samples: int, work: Path) -> dict:

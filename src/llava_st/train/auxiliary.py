@@ -281,12 +281,14 @@ def grey_samples(pixel_values: Sequence[torch.Tensor | None], share: float, mean
     draw = torch.rand(len(pixel_values), generator=generator) < share
     greyed = torch.tensor([bool(d) and p is not None for d, p in zip(draw.tolist(), pixel_values)])
     out = list(pixel_values)
-    for b in greyed.nonzero().flatten().tolist():
-        pix = pixel_values[b]
-        m = torch.tensor(mean, dtype=pix.dtype, device=pix.device).view(3, 1, 1)
-        s = torch.tensor(std, dtype=pix.dtype, device=pix.device).view(3, 1, 1)
-        weights = torch.tensor((0.299, 0.587, 0.114), dtype=pix.dtype, device=pix.device).view(3, 1, 1)
-        luma = ((pix * s + m) * weights).sum(-3, keepdim=True)  # [T, 1, S, S] in [0, 1]
+    chosen = greyed.nonzero().flatten().tolist()
+    if not chosen:
+        return out, greyed
+    like = pixel_values[chosen[0]]
+    m, s, weights = (torch.tensor(v, dtype=like.dtype, device=like.device).view(3, 1, 1)
+                     for v in (mean, std, (0.299, 0.587, 0.114)))
+    for b in chosen:
+        luma = ((pixel_values[b] * s + m) * weights).sum(-3, keepdim=True)  # [T, 1, S, S] in [0, 1]
         out[b] = (luma - m) / s
     return out, greyed
 
