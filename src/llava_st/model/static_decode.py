@@ -14,10 +14,13 @@ formulas as ``modeling_qwen2``) on a cache that is allocated once:
 * :func:`decode_step`: ``C`` new ids per row -> logits ``[B, V + K]`` at each
   row's last real slot: the extended embedding (coordinate ids fed back
   through ``E_in``), the Qwen2 layers with RoPE at each row's own positions,
-  SDPA over the whole cache under the validity-and-causality mask, the final
-  norm and the extended head. No host synchronisation, fixed shapes: it is
-  what ``torch.compile`` compiles (on CUDA in ``reduce-overhead`` mode, i.e.
-  replayed as a CUDA graph).
+  SDPA over the cache's filled slots (its first ``n``, the length of ``valid``)
+  under the validity-and-causality mask, the final norm and the extended head.
+  No host synchronisation: it is what ``torch.compile`` compiles. On the CPU
+  the filled length ``n`` is a symbolic size of one graph, so a step attends
+  to the slots it uses, not the whole bucket (attention is most of a batched
+  step there); under CUDA graphs (``reduce-overhead``), which replay fixed
+  shapes, ``n`` is the whole cache.
 * :class:`StaticDecoder`: the backend :func:`llava_st.model.generate.generate`
   drives. The prompt is prefilled by transformers' own forward (so the
   prefill is the eager path's, bit for bit) and its keys and values are copied
@@ -159,8 +162,11 @@ def decode_step(
         positions: ``[B, C]`` RoPE positions (each row counts only its real tokens).
         slots: ``[C]`` cache slots the chunk is written to (the same for every row).
         last: ``[B]`` index in ``0..C-1`` of each row's last real token.
-        keys, values: the cache's per-layer buffers, written in place at ``slots``.
-        valid: ``[B, Lmax]`` slot validity, already True for this chunk's real slots.
+        keys, values: the cache's per-layer buffers ``[B, Hkv, Lmax, hd]``, written in
+            place at ``slots``.
+        valid: ``[B, n]`` validity of the first ``n`` slots (``n <= Lmax``, covering
+            ``slots``), already True for this chunk's real slots; attention reads those
+            ``n`` slots only.
 
     Returns:
         ``[B, V + K]`` float32 logits at each row's ``last`` position.
@@ -173,8 +179,9 @@ def decode_step(
     emb = torch.cat((freqs, freqs), dim=-1)
     cos, sin = emb.cos().to(x.dtype)[:, None], emb.sin().to(x.dtype)[:, None]  # [B, 1, C, hd]
     # slot j is visible to chunk token i when it holds a real token and is not after it
-    cols = torch.arange(valid.shape[1], device=valid.device)
-    mask = valid[:, None, None, :] & (cols[None, None, None, :] <= slots[None, None, :, None])  # [B, 1, C, Lmax]
+    n = valid.shape[1]
+    cols = torch.arange(n, device=valid.device)
+    mask = valid[:, None, None, :] & (cols[None, None, None, :] <= slots[None, None, :, None])  # [B, 1, C, n]
     for layer, kc, vc in zip(lm.layers, keys, values):
         attn = layer.self_attn
         h = _rms_norm(layer.input_layernorm, x)
@@ -185,7 +192,7 @@ def decode_step(
         k = k * cos + _rotate_half(k) * sin
         kc.index_copy_(2, slots, k)
         vc.index_copy_(2, slots, v)
-        o = F.scaled_dot_product_attention(q, kc, vc, attn_mask=mask, scale=attn.scaling,
+        o = F.scaled_dot_product_attention(q, kc[:, :, :n], vc[:, :, :n], attn_mask=mask, scale=attn.scaling,
                                            enable_gqa=attn.num_key_value_groups > 1)  # [B, H, C, hd]
         x = x + attn.o_proj(o.transpose(1, 2).reshape(b, c, -1))
         x = x + layer.mlp(_rms_norm(layer.post_attention_layernorm, x))
@@ -276,6 +283,11 @@ class StaticDecoder:
         self.cache = self.store.cache_for(model, batch, bucket_length(capacity))
         self.model_calls = 0
 
+    @property
+    def _cuda_graphs(self) -> bool:
+        """Whether the step replays as a CUDA graph (compiled on CUDA), which needs fixed shapes."""
+        return self.compile and self.model.device.type == "cuda"
+
     # ------------------------------------------------------------ prefill
     def prefill(self, embeds: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Run the prompt ``[B, L, D]`` with transformers' forward, copy its keys/values into the cache."""
@@ -331,7 +343,8 @@ class StaticDecoder:
             if limit is not None and limit < 64:
                 torch._dynamo.config.recompile_limit = 64
             mode = "reduce-overhead" if self.model.device.type == "cuda" else None
-            fn = torch.compile(decode_step, fullgraph=True, dynamic=False if width == 1 else None, mode=mode)
+            # shapes are static except those feed() marks dynamic (the chunk width, the filled length)
+            fn = torch.compile(decode_step, fullgraph=True, dynamic=None, mode=mode)
             self.store.compiled[key] = fn
         return fn
 
@@ -358,10 +371,15 @@ class StaticDecoder:
         key = (b, width if width == 1 else "chunk", cache.capacity)
         t0 = time.perf_counter() if self.compile and key not in self.store.compile_seconds else None
         ids, positions = ids.to(device).contiguous(), positions.to(device).contiguous()  # strides are guarded too
-        if self.compile and width > 1:  # the chunk width is symbolic in the shared graph
-            for t, dim in ((ids, 1), (positions, 1), (slots, 0)):
+        # the slots attended to: the filled ones, or (CUDA graphs replay fixed shapes) the whole cache
+        filled = cache.valid if self._cuda_graphs else cache.valid[:, : start + width]
+        if self.compile:
+            dynamic = [] if self._cuda_graphs else [(filled, 1)]
+            if width > 1:  # the chunk width is symbolic in the shared graph
+                dynamic += [(ids, 1), (positions, 1), (slots, 0)]
+            for t, dim in dynamic:
                 torch._dynamo.mark_dynamic(t, dim)
-        args = (self.model, ids, positions, slots, last, cache.keys, cache.values, cache.valid)
+        args = (self.model, ids, positions, slots, last, cache.keys, cache.values, filled)
         try:
             logits = fn(*args)
         except Exception as exc:  # a compiler failure (no toolchain, an unsupported op): say so, go on uncompiled
