@@ -1,4 +1,4 @@
-"""Where the embedded model fails on REC: finding objects, choosing the named one, or seeing them.
+"""Where the embedded model fails: finding objects, choosing the named one, or seeing them; in time.
 
 Reads a ``llava-st build-tiny`` folder and reports, on its held-out set:
 
@@ -21,6 +21,11 @@ Reads a ``llava-st build-tiny`` folder and reports, on its held-out set:
 * ``pointer`` (same checkpoint): the mean probability mass the pointer head puts on the
   named object's visual tokens and on any object's, at the answer positions that predict
   a box coordinate;
+* ``stvg_answers``, ``svg_answers`` (from the evaluation's predictions): per answered frame on
+  which the asked object is drawn, how often the box is centred on it or on another object,
+  the mean IoU, and Acc@0.5 among the boxes centred on it (finding against fitting, in video);
+* ``tvg_by_event``: held-out TVG by the kind of the asked event (appear, move, recolour, ...),
+  the model beside the best constant span;
 * ``memorisation`` (with ``--memorisation N``): the REC answer analysis above for the REC
   step's model (``stage0-rec/final``) on the first N images of the REC step's own training
   set and on N fresh images of the same preset (seed :data:`FRESH_SEED`, used nowhere else,
@@ -123,6 +128,89 @@ def rec_answers(run: Path) -> dict:
         "acc50_when_centre_in_named": sum(precise) / len(precise) if precise else None,
         "wrong_object_differs_in": {k: v / n for k, v in sorted(wrong.items())},
     }
+
+
+def _video_scenes(data: Path) -> dict[str, dict]:
+    """The video scenes of an ST-Synth folder's ground truth, by file name (``000120.mp4``)."""
+    scenes = {}
+    for line in (data / "ground_truth" / "videos.jsonl").read_text().splitlines():
+        if line.strip():
+            scene = json.loads(line)
+            scenes[Path(scene["media"]).name] = scene
+    return scenes
+
+
+def _target(scene: dict, prompt: str) -> dict:
+    """The object a held-out video question is about: ST-Synth's test split asks about object 0."""
+    target = scene["objects"][0]
+    if target["phrase"].removeprefix("the ") not in prompt:
+        raise SystemExit(f"{scene['media']}: the question {prompt!r} does not name object 0 ({target['phrase']!r})")
+    return target
+
+
+def track_answers(run: Path, bench: str) -> dict:
+    """Per answered frame of the held-out STVG or SVG answers (``eval/<bench>``), on the frames
+    where the asked object is drawn: how often the box's centre lies inside it, inside another
+    object only, or on neither; the mean IoU; and Acc@0.5 among the boxes centred on it."""
+    scenes = _video_scenes(run / "eval-data")
+    counts, ious, precise = Counter(), [], []
+    for line in (run / "eval" / bench / "predictions.jsonl").read_text().splitlines():
+        pred = json.loads(line)
+        scene = scenes[Path(pred["media"]["path"]).name]
+        target = _target(scene, pred["prompt"])
+        counts["samples"] += 1
+        boxes = ((pred.get("parsed") or {}).get("boxes") or {}) if pred.get("readable", True) else {}
+        for frame, box in boxes.items():
+            truth = target["boxes_xyxy"][int(frame)]
+            if truth is None:
+                continue
+            cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+            inside = lambda b: b is not None and b[0] <= cx <= b[2] and b[1] <= cy <= b[3]  # noqa: E731
+            counts["frames"] += 1
+            if inside(truth):
+                counts["in_named"] += 1
+                precise.append(_iou(box, truth) >= 0.5)
+            elif any(inside(o["boxes_xyxy"][int(frame)]) for o in scene["objects"][1:]):
+                counts["in_other_object"] += 1
+            ious.append(_iou(box, truth))
+    n = counts["frames"]
+    return {
+        "samples": counts["samples"],
+        "frames": n,
+        "centre_in_named": counts["in_named"] / n,
+        "centre_in_other_object": counts["in_other_object"] / n,
+        "mean_iou": sum(ious) / n,
+        "acc50_when_centre_in_named": sum(precise) / len(precise) if precise else None,
+    }
+
+
+def tvg_by_event(run: Path) -> dict:
+    """Held-out TVG by the kind of the asked event: mIoU and R@0.5 of the model and of the best
+    constant span (``eval/constant-synth-tvg``), and the mean length of the true span."""
+    scenes = _video_scenes(run / "eval-data")
+    truth = json.loads((run / "eval-data" / "eval" / "charades_sta_style_tvg.json").read_text())
+    rows: dict[str, list] = {}
+    paths = (run / "eval" / "synth-tvg" / "predictions.jsonl", run / "eval" / "constant-synth-tvg" / "predictions.jsonl")
+    model, constant = ([json.loads(x) for x in p.read_text().splitlines() if x.strip()] for p in paths)
+    for ours, const in zip(model, constant):
+        item = truth[ours["id"]]
+        if const["id"] != ours["id"]:
+            raise SystemExit(f"{paths[1]}: predictions are not in the model's order")
+        caption = item["caption"].rstrip(".").lower()
+        kinds = [e["kind"] for e in scenes[item["image_id"]]["events"] if e["caption"].lower() == caption]
+        if not kinds:
+            raise SystemExit(f"{item['image_id']}: no event has the caption {item['caption']!r}")
+        score = lambda p: p["scores"]["iou"] if p.get("readable", True) else 0.0  # noqa: E731
+        rows.setdefault(kinds[0], []).append((score(ours), score(const), item["timestamp"][1] - item["timestamp"][0]))
+    out = {}
+    for kind, r in sorted(rows.items()):
+        out[kind] = {
+            "samples": len(r),
+            "miou": sum(a for a, _, _ in r) / len(r), "r50": sum(a >= 0.5 for a, _, _ in r) / len(r),
+            "constant_miou": sum(b for _, b, _ in r) / len(r), "constant_r50": sum(b >= 0.5 for _, b, _ in r) / len(r),
+            "mean_span": sum(c for _, _, c in r) / len(r),
+        }
+    return out
 
 
 def heldout_pair_ids(data: Path) -> torch.Tensor:
@@ -298,7 +386,9 @@ def main() -> int:
     tower, pointer = tower_and_pointer(checkpoint, args.run / "eval-data", args.samples, args.run / "data")
     result = {"benchmark": "embedded_diagnostics", "run": str(args.run), "tower": tower}
     if not args.tower_only:
-        result.update(rec_answers=rec_answers(args.run), pointer=pointer)
+        result.update(rec_answers=rec_answers(args.run), pointer=pointer,
+                      stvg_answers=track_answers(args.run, "synth-stvg"), svg_answers=track_answers(args.run, "synth-svg"),
+                      tvg_by_event=tvg_by_event(args.run))
     if args.memorisation:
         result["memorisation"] = memorisation(args.run, args.memorisation, args.work)
     result["machine"] = machine()
