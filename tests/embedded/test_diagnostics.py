@@ -134,3 +134,54 @@ def test_the_memorisation_check_asks_for_each_training_image_once(diagnostics, t
     assert [a["bbox"] for a in got["annotations"]] == [[60, 60, 30, 20], [10, 20, 20, 30]]
     with pytest.raises(SystemExit, match="only 2 training REC images"):
         diagnostics.rec_file_from_training_split(data, 3)
+
+
+def _video_run(tmp_path: Path) -> Path:
+    """One held-out clip: object 0 "the red square" at [0, 0, 20, 20] on frames 0-2 (not drawn on
+    frame 3), object 1 "the blue circle" at [50, 50, 70, 70]; its event is an appear, a second
+    clip's a move. Answers: STVG boxes on frames 0 (exactly the square), 1 (on the circle),
+    2 (the background) and 3 (the square is not drawn: not counted); TVG spans for both clips."""
+    square = {"phrase": "the red square", "boxes_xyxy": [[0, 0, 20, 20]] * 3 + [None]}
+    circle = {"phrase": "the blue circle", "boxes_xyxy": [[50, 50, 70, 70]] * 4}
+    scenes = [{"media": f"videos/{n}.mp4", "objects": [square, circle],
+               "events": [{"kind": kind, "object": 0, "caption": f"the red square {verb}"}]}
+              for n, (kind, verb) in enumerate((("appear", "appears"), ("move", "moves left")))]
+    data = tmp_path / "eval-data"
+    (data / "eval").mkdir(parents=True)
+    (data / "ground_truth").mkdir()
+    (data / "ground_truth" / "videos.jsonl").write_text("".join(json.dumps(s) + "\n" for s in scenes))
+    truth = [{"image_id": "0.mp4", "caption": "The red square appears.", "timestamp": [0.0, 0.5]},
+             {"image_id": "1.mp4", "caption": "The red square moves left.", "timestamp": [0.2, 0.6]}]
+    (data / "eval" / "charades_sta_style_tvg.json").write_text(json.dumps(truth))
+    boxes = {"0": [0, 0, 20, 20], "1": [55, 55, 65, 65], "2": [30, 30, 40, 40], "3": [0, 0, 20, 20]}
+    stvg = {"id": 0, "prompt": "<video>\nWhen and where: the red square appears?",
+            "media": {"path": "x/videos/0.mp4"}, "parsed": {"boxes": boxes}}
+    for bench, lines in (("synth-stvg", [stvg]),
+                         ("synth-tvg", [{"id": 0, "scores": {"iou": 0.8}}, {"id": 1, "scores": {"iou": 0.2}}]),
+                         ("constant-synth-tvg", [{"id": 0, "scores": {"iou": 0.4}}, {"id": 1, "readable": False}])):
+        (tmp_path / "eval" / bench).mkdir(parents=True)
+        (tmp_path / "eval" / bench / "predictions.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return tmp_path
+
+
+def test_track_answers_count_frames_where_the_object_is_drawn(diagnostics, tmp_path):
+    got = diagnostics.track_answers(_video_run(tmp_path), "synth-stvg")
+    assert (got["samples"], got["frames"]) == (1, 3)
+    assert got["centre_in_named"] == pytest.approx(1 / 3) and got["centre_in_other_object"] == pytest.approx(1 / 3)
+    assert got["mean_iou"] == pytest.approx(1 / 3) and got["acc50_when_centre_in_named"] == 1.0
+
+
+def test_tvg_by_event_splits_model_and_constant_by_the_events_kind(diagnostics, tmp_path):
+    got = diagnostics.tvg_by_event(_video_run(tmp_path))
+    assert got["appear"] == pytest.approx({"samples": 1, "miou": 0.8, "r50": 1.0, "constant_miou": 0.4,
+                                           "constant_r50": 0.0, "mean_span": 0.5})
+    # an unreadable constant answer scores 0
+    assert got["move"]["constant_miou"] == 0.0 and got["move"]["miou"] == pytest.approx(0.2)
+
+
+def test_a_video_question_about_another_object_is_an_error(diagnostics, tmp_path):
+    run = _video_run(tmp_path)
+    path = run / "eval" / "synth-stvg" / "predictions.jsonl"
+    path.write_text(path.read_text().replace("the red square appears", "the blue circle appears"))
+    with pytest.raises(SystemExit, match="does not name object 0"):
+        diagnostics.track_answers(run, "synth-stvg")
