@@ -299,6 +299,7 @@ def main() -> None:
     ap.add_argument("--answers-model", help="a model folder for the answers part (default: the debug model, random weights)")
     ap.add_argument("--answer-seeds", type=int, default=5)
     ap.add_argument("--answer-tokens", type=int, default=96)
+    ap.add_argument("--name", help="result file name under bench/results (default: model_decode[_<preset>_<device>])")
     ap.add_argument("--threads", type=int, default=0,
                     help="torch intra-op threads (default: torch's); on a shared machine 1 avoids threads waiting on each other")
     args = ap.parse_args()
@@ -342,7 +343,8 @@ def main() -> None:
                                   answers_model=args.answers_model or "debug config, random weights, parity tokenizer")
     result["load_average_start"] = load_start
     result["load_average_end"] = loadavg()
-    name = "model_decode" if (args.preset, args.device) == ("cpu-mid", "cpu") else f"model_decode_{args.preset}_{args.device.split(':')[0]}"
+    name = args.name or ("model_decode" if (args.preset, args.device) == ("cpu-mid", "cpu")
+                         else f"model_decode_{args.preset}_{args.device.split(':')[0]}")
     path = write_result(name, result)
     print(f"decode step ms: {', '.join(f'{k} {v:.2f}' for k, v in result['step_ms'].items())}; ratio ours/bare "
           f"{result['decode_step_ratio']:.3f}")
