@@ -4,7 +4,7 @@ Each variant is ``llava-st build-tiny`` at ``--scale`` (every stage's step count
 scale) with one change, trained on the same data (copied from a finished build, which
 must have its ``data``, ``data-single``, ``data-images``, ``eval-data`` and ``tokenizer`` steps done) and
 evaluated on the same first ``--limit`` held-out samples of each headline benchmark. The
-variants stop after stage 0 (its four steps learn; the release's stages 1-3 are short
+variants stop after stage 0 (its steps learn; the release's stages 1-3 are short
 fine-tunes of it), except ``no-stage0``, which spends the same number of optimizer steps in
 the release's stages 1, 2 and 3 (in their proportions), from the same random
 initialisation (sine/cosine coordinate tables included). A variant that leaves a step out
@@ -14,9 +14,12 @@ gives its optimizer steps to the step that follows it:
 * ``no-lape``: LAPE's positional signal left out of the visual features;
 * ``no-ntp``: the coordinate tables trained without neighbouring token propagation;
 * ``no-fast-stream``: the fast stream not written into the LLM (the release's quirk);
-* ``no-curriculum``: neither the one-object step nor the REC step: from the tower step
-  straight to every task on every scene;
-* ``no-rec-step``: the one-object step, then every task (no REC-only step);
+* ``no-curriculum``: none of the one-object, REC, visibility and video steps: from the tower
+  step straight to every task on every scene;
+* ``no-rec-step``: no REC-only step (the one-object step, then the visibility step);
+* ``no-visibility-step``: no visibility step (appear/disappear before motion): the REC step,
+  then the video step on every event;
+* ``no-video-step``: no video step (the visibility step, then every task);
 * ``no-tower-step``: no tower step: the one-object step starts from a fresh model and
   trains the tower beside the answers;
 * ``no-grey``: the tower step without its grey images (every image in colour);
@@ -98,8 +101,14 @@ def variants(scale: float, out: Path, recipes: Path) -> dict[str, tuple[tuple[st
         "no-lape": (STAGE0, [f"{first}:model.use_lape=false"]),
         "no-ntp": (STAGE0, ["ntp=false"]),
         "no-fast-stream": (STAGE0, [f"{first}:model.inject_fast_stream=false"]),
-        "no-curriculum": (without("stage0-single", "stage0-rec"), [f"stage0:schedule.max_steps={budget}"]),
-        "no-rec-step": (without("stage0-rec"), [f"stage0:schedule.max_steps={steps['stage0-rec'] + steps['stage0']}"]),
+        "no-curriculum": (without("stage0-single", "stage0-rec", "stage0-visibility", "stage0-video"),
+                          [f"stage0:schedule.max_steps={budget}"]),
+        "no-rec-step": (without("stage0-rec"),
+                        [f"stage0-visibility:schedule.max_steps={steps['stage0-rec'] + steps['stage0-visibility']}"]),
+        "no-visibility-step": (without("stage0-visibility"),
+                               [f"stage0-video:schedule.max_steps={steps['stage0-visibility'] + steps['stage0-video']}"]),
+        "no-video-step": (without("stage0-video"),
+                          [f"stage0:schedule.max_steps={steps['stage0-video'] + steps['stage0']}"]),
         "no-tower-step": (without("stage0-tower"), [f"stage0-single:{o}" for o in fresh]
                           + ["stage0-single:trainable.vision_tower=true"]),
         "no-grey": (STAGE0, ["stage0-tower:auxiliary.grey=0"]),
