@@ -14,12 +14,10 @@ gives its optimizer steps to the step that follows it:
 * ``no-lape``: LAPE's positional signal left out of the visual features;
 * ``no-ntp``: the coordinate tables trained without neighbouring token propagation;
 * ``no-fast-stream``: the fast stream not written into the LLM (the release's quirk);
-* ``no-curriculum``: none of the one-object, REC, visibility and video steps: from the tower
-  step straight to every task on every scene;
-* ``no-rec-step``: no REC-only step (the one-object step, then the visibility step);
-* ``no-visibility-step``: no visibility step (appear/disappear before motion): the REC step,
-  then the video step on every event;
-* ``no-video-step``: no video step (the visibility step, then every task);
+* ``no-curriculum``: none of the one-object, REC and video steps: from the tower step
+  straight to every task on every scene;
+* ``no-rec-step``: no REC-only step (the one-object step, then the video step);
+* ``no-video-step``: no video step (the REC step, then every task);
 * ``no-tower-step``: no tower step: the one-object step starts from a fresh model and
   trains the tower beside the answers;
 * ``no-grey``: the tower step without its grey images (every image in colour);
@@ -101,12 +99,9 @@ def variants(scale: float, out: Path, recipes: Path) -> dict[str, tuple[tuple[st
         "no-lape": (STAGE0, [f"{first}:model.use_lape=false"]),
         "no-ntp": (STAGE0, ["ntp=false"]),
         "no-fast-stream": (STAGE0, [f"{first}:model.inject_fast_stream=false"]),
-        "no-curriculum": (without("stage0-single", "stage0-rec", "stage0-visibility", "stage0-video"),
-                          [f"stage0:schedule.max_steps={budget}"]),
+        "no-curriculum": (without("stage0-single", "stage0-rec", "stage0-video"), [f"stage0:schedule.max_steps={budget}"]),
         "no-rec-step": (without("stage0-rec"),
-                        [f"stage0-visibility:schedule.max_steps={steps['stage0-rec'] + steps['stage0-visibility']}"]),
-        "no-visibility-step": (without("stage0-visibility"),
-                               [f"stage0-video:schedule.max_steps={steps['stage0-visibility'] + steps['stage0-video']}"]),
+                        [f"stage0-video:schedule.max_steps={steps['stage0-rec'] + steps['stage0-video']}"]),
         "no-video-step": (without("stage0-video"),
                           [f"stage0:schedule.max_steps={steps['stage0-video'] + steps['stage0']}"]),
         "no-tower-step": (without("stage0-tower"), [f"stage0-single:{o}" for o in fresh]

@@ -12,9 +12,8 @@ import torch
 pytest.importorskip("accelerate")
 pytest.importorskip("peft")
 
-from llava_st.embedded.reproduce import MIXES, STAGES, BuildSettings, Part, build, event_view, stage_overrides  # noqa: E402
-from llava_st.errors import ConfigError, DataError  # noqa: E402
-from llava_st.synth.scene import VISIBILITY_EVENTS  # noqa: E402
+from llava_st.embedded.reproduce import MIXES, STAGES, BuildSettings, build, stage_overrides  # noqa: E402
+from llava_st.errors import ConfigError  # noqa: E402
 from llava_st.train.recipe import load_recipe  # noqa: E402
 
 
@@ -58,42 +57,6 @@ def test_mixes_point_at_the_run_folder(built):
         assert all(Path(d["json_path"]).is_file() and str(settings.out.resolve()) in d["json_path"] for d in data)
 
 
-def test_event_views_keep_exactly_the_samples_about_those_events(built):
-    """The visibility step's views of TVG/STVG/SVG: every training sample whose event (read
-    from the ground truth, independently of the code) is of a visibility kind, and no other."""
-    settings, _, _ = built
-    import yaml
-
-    scenes = {}
-    for line in (settings.out / "data" / "ground_truth" / "videos.jsonl").read_text().splitlines():
-        if line:
-            record = json.loads(line)
-            scenes[record["name"]] = [e["kind"] for e in record["events"]]
-    mix = yaml.safe_load((settings.out / "mixes" / "stage0-visibility.yaml").read_text())["datasets"]
-    views = {d["source"]: d["json_path"] for d in mix if d["source"].endswith(":visibility")}
-    assert sorted(views) == ["data/stvg:visibility", "data/svg:visibility", "data/tvg:visibility"]
-    for task in ("tvg", "stvg", "svg"):
-        source = json.loads((settings.out / "data" / "train" / f"{task}.json").read_text())
-        want = [s["id"] for s in source if "event" in s["meta"]
-                and scenes[s["meta"]["scene"]][s["meta"]["event"]] in VISIBILITY_EVENTS]
-        got = [s["id"] for s in json.loads(Path(views[f"data/{task}:visibility"]).read_text())]
-        assert got == want and got
-
-
-def test_event_view_errors_name_the_file_and_the_sample(tmp_path, built):
-    settings, _, _ = built
-    source = json.loads((settings.out / "data" / "train" / "tvg.json").read_text())
-    bad = tmp_path / "tvg.json"
-    bad.write_text(json.dumps([{**source[0], "meta": {**source[0]["meta"], "event": 99}}]))
-    with pytest.raises(DataError, match=r"tvg\.json: sample 0 .* names event 99"):
-        event_view(bad, settings.out / "data", VISIBILITY_EVENTS, tmp_path / "view.json")
-    with pytest.raises(DataError, match="no sample is about an event of kind"):
-        event_view(settings.out / "data" / "train" / "tvg.json", settings.out / "data", ("no-such-kind",),
-                   tmp_path / "view.json")
-    with pytest.raises(ConfigError, match="events and view go together"):
-        Part("data", "tvg", events=VISIBILITY_EVENTS)
-
-
 def test_the_rec_image_set_is_images_only_training_and_without_held_out_pairs(built):
     """data-images: rec_image_factor times the training set's images, no videos, no test split,
     and (like every training split) no object of a held-out colour-shape pair."""
@@ -132,8 +95,8 @@ def test_each_stage_starts_from_the_one_before(built, tmp_path):
     tower = json.loads((settings.out / "stage0-tower" / "metrics.jsonl").read_text().splitlines()[0])
     assert "lm" not in tower["loss_parts"] and "aux_attributes" in tower["loss_parts"]  # the LLM did not run
     run = settings.out.resolve()
-    for stage, start in (("stage0-single", "stage0-tower"), ("stage0-rec", "stage0-single"), ("stage0-visibility", "stage0-rec"),
-                         ("stage0-video", "stage0-visibility"), ("stage0", "stage0-video"),
+    for stage, start in (("stage0-single", "stage0-tower"), ("stage0-rec", "stage0-single"), ("stage0-video", "stage0-rec"),
+                         ("stage0", "stage0-video"),
                          ("stage1", "stage0")):
         recipe = load_recipe(settings.out / stage / "recipe.yaml")
         assert recipe.model.zoo is None and recipe.model.path == str(run / start / "final")

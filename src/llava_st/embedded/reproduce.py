@@ -48,8 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..errors import ConfigError, DataError
-from ..synth.scene import VISIBILITY_EVENTS
+from ..errors import ConfigError
 
 TRAIN_SEED = 0
 SINGLE_SEED = 1
@@ -58,8 +57,7 @@ EVAL_SEED = 1000
 #: Share of the evaluation set's items in its held-out split (the ones scored).
 EVAL_TEST_FRACTION = 0.8
 #: The plan, in order; a build runs all of them or the ones it names (in this order).
-STAGES = ("stage0-tower", "stage0-single", "stage0-rec", "stage0-visibility", "stage0-video", "stage0",
-          "stage1", "stage2", "stage3")
+STAGES = ("stage0-tower", "stage0-single", "stage0-rec", "stage0-video", "stage0", "stage1", "stage2", "stage3")
 #: The benchmarks the embedded model is evaluated on (ST-Synth's test files, canonical mode).
 EVAL_BENCHMARKS = ("synth-rec", "synth-tvg", "synth-stvg", "synth-svg")
 RECIPES = Path(__file__).resolve().parents[3] / "recipes" / "embedded"
@@ -133,25 +131,16 @@ def _synth(out: Path, seed: int, videos: int, images: int, difficulty: str | Non
 class Part:
     """One training file of a stage's mix: ``<data>/train/<task>.json``, listed ``times`` times
     (a file listed twice is drawn twice as often), sampled by ``strategy`` (a
-    ``sampling_strategy`` of :mod:`llava_st.data.mix`). ``events``: keep only the samples about
-    an event of these kinds (ST-Synth's ``meta.event``, its kind read from the data set's
-    ground truth), a view of the file named ``view`` that :func:`write_mixes` writes beside
-    the mixes."""
+    ``sampling_strategy`` of :mod:`llava_st.data.mix`)."""
 
     data: str
     task: str
     times: int = 1
     strategy: str = "all"
-    events: tuple[str, ...] | None = None
-    view: str | None = None
-
-    def __post_init__(self) -> None:
-        if (self.events is None) != (self.view is None):
-            raise ConfigError(f"mix part {self.data}/{self.task}: events and view go together (a view is named)")
 
     @property
     def name(self) -> str:
-        return f"{self.data}/{self.task}" + (f":{self.view}" if self.view else "")
+        return f"{self.data}/{self.task}"
 
 
 def _parts(data: str, tasks: tuple[str, ...] | str, times: int = 1, **kw) -> list[Part]:
@@ -167,12 +156,8 @@ MIXES: dict[str, list[Part]] = {
     "stage0-single": _parts("data-single", "rec", 2) + _parts("data-single", ("reg", "dgc", "image_caption")),
     # choosing the named object among several: REC alone, on images (cheap steps, many of them)
     "stage0-rec": _parts("data-images", "rec"),
-    # grounding in videos, first on the events that change whether the object is seen (appear,
-    # disappear, enter, leave: a change of what is drawn, not of how it moves), with REC on 3600
-    # images (6% of the REC image set) so that the choosing is kept in use
-    "stage0-visibility": _parts("data-images", "rec", strategy="first:6%")
-    + _parts("data", GROUNDING, events=VISIBILITY_EVENTS, view="visibility"),
-    # then on every event: TVG, STVG and SVG, each clip once an epoch, REC a quarter of the mix
+    # grounding in videos: TVG, STVG and SVG, each clip once an epoch, and REC on 3600 images
+    # (6% of the REC image set: a quarter of the mix) so that the choosing is kept in use
     "stage0-video": _parts("data-images", "rec", strategy="first:6%") + _parts("data", GROUNDING),
     # REC keeps the share of the mix it had on the training set (its 7200 images listed twice):
     # 24% of the REC image set, 14400 different images
@@ -185,50 +170,19 @@ MIXES: dict[str, list[Part]] = {
 }
 
 
-def event_view(source: Path, folder: Path, kinds: tuple[str, ...], target: Path) -> int:
-    """Write to ``target`` the samples of the ST-Synth training file ``source`` (of the data set
-    in ``folder``) whose ``meta.event`` is of one of ``kinds``; returns how many. Samples about
-    no event (an SVG window, an image) are left out of the view."""
-    from ..synth.targets import SceneIndex
-
-    scenes = SceneIndex(folder)
-    samples = json.loads(source.read_text())
-    kept = []
-    for n, sample in enumerate(samples):
-        meta = sample.get("meta") or {}
-        if "event" not in meta:
-            continue
-        events = scenes.scene(meta["scene"])["events"]
-        if not 0 <= meta["event"] < len(events):
-            raise DataError(f"{source}: sample {n} ({sample.get('id')}) names event {meta['event']} of scene "
-                            f"{meta['scene']!r}, which has {len(events)}")
-        if events[meta["event"]]["kind"] in kinds:
-            kept.append(sample)
-    if not kept:
-        raise DataError(f"{source}: no sample is about an event of kind {list(kinds)}")
-    target.write_text(json.dumps(kept))
-    return len(kept)
-
-
 def write_mixes(out: Path) -> dict[str, Path]:
-    """The training mix YAML of every stage under ``<out>/mixes`` (absolute paths), and the
-    event views some parts read (``<out>/mixes/views/<data>-<task>-<view>.json``)."""
+    """The training mix YAML of every stage under ``<out>/mixes`` (absolute paths)."""
     import yaml
 
     folder = out / "mixes"
-    (folder / "views").mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     paths = {}
     for stage, parts in MIXES.items():
         datasets = []
         for part in parts:
-            source = (out / part.data / "train" / f"{part.task}.json").resolve()
-            if part.events is not None:
-                view = (folder / "views" / f"{part.data}-{part.task}-{part.view}.json").resolve()
-                event_view(source, out / part.data, part.events, view)
-                source = view
             for k in range(part.times):
                 datasets.append({
-                    "json_path": str(source),
+                    "json_path": str((out / part.data / "train" / f"{part.task}.json").resolve()),
                     "data_folder": str((out / part.data).resolve()),
                     "source": part.name + (f"#{k + 1}" if part.times > 1 else ""),
                     "sampling_strategy": part.strategy,

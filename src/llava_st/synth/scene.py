@@ -28,8 +28,6 @@ EVENT_KINDS = {
     "enter": "from the first visible frame to the first frame on which it lies wholly inside the frame",
     "leave": "from the last frame on which it lies wholly inside the frame to the last visible frame",
 }
-#: The kinds that change whether the object is seen (what is drawn, not how it moves).
-VISIBILITY_EVENTS = ("appear", "disappear", "enter", "leave")
 
 
 @dataclass
