@@ -68,10 +68,11 @@ def _iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def scenes_by_media(data: Path) -> dict[str, dict]:
-    """The image scenes of an ST-Synth folder's ground truth, by media path."""
+def scenes_by_media(data: Path, kind: str = "images") -> dict[str, dict]:
+    """The ``kind`` (``images`` or ``videos``) scenes of an ST-Synth folder's ground truth, by
+    media path (``images/000007.png``, ``videos/000120.mp4``)."""
     scenes = {}
-    for line in (data / "ground_truth" / "images.jsonl").read_text().splitlines():
+    for line in (data / "ground_truth" / f"{kind}.jsonl").read_text().splitlines():
         if line.strip():
             scene = json.loads(line)
             scenes[scene["media"]] = scene
@@ -130,16 +131,6 @@ def rec_answers(run: Path) -> dict:
     }
 
 
-def _video_scenes(data: Path) -> dict[str, dict]:
-    """The video scenes of an ST-Synth folder's ground truth, by file name (``000120.mp4``)."""
-    scenes = {}
-    for line in (data / "ground_truth" / "videos.jsonl").read_text().splitlines():
-        if line.strip():
-            scene = json.loads(line)
-            scenes[Path(scene["media"]).name] = scene
-    return scenes
-
-
 def _target(scene: dict, prompt: str) -> dict:
     """The object a held-out video question is about: ST-Synth's test split asks about object 0."""
     target = scene["objects"][0]
@@ -152,11 +143,11 @@ def track_answers(run: Path, bench: str) -> dict:
     """Per answered frame of the held-out STVG or SVG answers (``eval/<bench>``), on the frames
     where the asked object is drawn: how often the box's centre lies inside it, inside another
     object only, or on neither; the mean IoU; and Acc@0.5 among the boxes centred on it."""
-    scenes = _video_scenes(run / "eval-data")
+    scenes = scenes_by_media(run / "eval-data", "videos")
     counts, ious, precise = Counter(), [], []
     for line in (run / "eval" / bench / "predictions.jsonl").read_text().splitlines():
         pred = json.loads(line)
-        scene = scenes[Path(pred["media"]["path"]).name]
+        scene = scenes[f"videos/{Path(pred['media']['path']).name}"]
         target = _target(scene, pred["prompt"])
         counts["samples"] += 1
         boxes = ((pred.get("parsed") or {}).get("boxes") or {}) if pred.get("readable", True) else {}
@@ -187,7 +178,7 @@ def track_answers(run: Path, bench: str) -> dict:
 def tvg_by_event(run: Path) -> dict:
     """Held-out TVG by the kind of the asked event: mIoU and R@0.5 of the model and of the best
     constant span (``eval/constant-synth-tvg``), and the mean length of the true span."""
-    scenes = _video_scenes(run / "eval-data")
+    scenes = scenes_by_media(run / "eval-data", "videos")
     truth = json.loads((run / "eval-data" / "eval" / "charades_sta_style_tvg.json").read_text())
     rows: dict[str, list] = {}
     paths = (run / "eval" / "synth-tvg" / "predictions.jsonl", run / "eval" / "constant-synth-tvg" / "predictions.jsonl")
@@ -197,7 +188,7 @@ def tvg_by_event(run: Path) -> dict:
         if const["id"] != ours["id"]:
             raise SystemExit(f"{paths[1]}: predictions are not in the model's order")
         caption = item["caption"].rstrip(".").lower()
-        kinds = [e["kind"] for e in scenes[item["image_id"]]["events"] if e["caption"].lower() == caption]
+        kinds = [e["kind"] for e in scenes[f"videos/{item['image_id']}"]["events"] if e["caption"].lower() == caption]
         if not kinds:
             raise SystemExit(f"{item['image_id']}: no event has the caption {item['caption']!r}")
         score = lambda p: p["scores"]["iou"] if p.get("readable", True) else 0.0  # noqa: E731
