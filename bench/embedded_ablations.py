@@ -31,8 +31,9 @@ gives its optimizer steps to the step that follows it:
 * ``media-last``: the media after the question (our option; the plan keeps the release's
   layout, media first), so the visual positions of the causal LLM can read the phrase.
 
-The table of the previous plan (one-object step then every task, no tower or REC step) is
-kept in ``bench/results/embedded_ablations_plan1.json``.
+The tables of earlier plans are kept: ``bench/results/embedded_ablations_plan1.json`` (one-object
+step then every task, no tower or REC step) and ``embedded_ablations_plan2.json`` (tower,
+one-object and REC steps, no video step; two variants).
 
 Each variant is also scored by its held-out answer loss (:func:`llava_st.train.validation.answer_loss`)
 on the whole held-out ``test/<task>.json`` of REC, TVG, STVG and SVG: greedy scores move in steps
@@ -44,7 +45,7 @@ Writes ``bench/results/embedded_ablations.json`` (one row per variant: every met
 benchmarks, the held-out answer losses, train seconds, the settings and the machine) and prints a
 Markdown table. Rerunning it re-scores finished variants without training them again.
 
-    python bench/embedded_ablations.py --data-from runs/embedded --scale 0.2
+    python bench/embedded_ablations.py --data-from runs/embedded-v5 --out runs/ablations3 --scale 0.1
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def share_data(source: Path, out: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-from", type=Path, required=True, help="a build-tiny folder whose data steps are done")
-    parser.add_argument("--out", type=Path, default=Path("runs/ablations2"))
+    parser.add_argument("--out", type=Path, default=Path("runs/ablations3"))
     parser.add_argument("--scale", type=float, default=0.2, help="the budget: every stage's steps times this")
     parser.add_argument("--limit", type=int, default=96, help="held-out samples per benchmark")
     parser.add_argument("--only", nargs="*", help="run these variants only (default: all)")
