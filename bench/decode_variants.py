@@ -26,6 +26,7 @@ import os
 import statistics
 import sys
 from pathlib import Path
+from unittest.mock import patch
 
 import torch
 from torch.nn import functional as F
@@ -36,16 +37,6 @@ from _machine import write_result  # noqa: E402
 from model_decode import build, summary  # noqa: E402
 
 from llava_st.model import static_decode as sd  # noqa: E402
-
-
-@contextlib.contextmanager
-def _patched(owner, name: str, value):
-    old = owner.__dict__[name]
-    setattr(owner, name, value)
-    try:
-        yield
-    finally:
-        setattr(owner, name, old)
 
 
 def _grouped_attention(q, k, v, attn_mask, scale, enable_gqa=False):
@@ -76,11 +67,11 @@ COMPARISONS = {
     "filled-slots": ("decode_filled_slots", {
         "filled": contextlib.nullcontext,
         # the step treated as under CUDA graphs, which attend to the whole bucket
-        "whole": lambda: _patched(sd.StaticDecoder, "_cuda_graphs", property(lambda self: True)),
+        "whole": lambda: patch.object(sd.StaticDecoder, "_cuda_graphs", property(lambda self: True)),
     }),
     "attention": ("decode_attention", {
         "sdpa": contextlib.nullcontext,
-        "grouped": lambda: _patched(sd, "F", _GroupedF()),
+        "grouped": lambda: patch.object(sd, "F", _GroupedF()),
     }),
 }
 
